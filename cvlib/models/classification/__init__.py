@@ -1,0 +1,1 @@
+"""classification models; importing this package registers them."""

@@ -1,0 +1,1 @@
+"""detection models; importing this package registers them."""

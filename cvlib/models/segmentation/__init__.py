@@ -1,0 +1,1 @@
+"""segmentation models; importing this package registers them."""

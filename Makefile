@@ -1,0 +1,57 @@
+# Two commands matter (see README):  make book   and   make test
+# Both create/refresh the virtual environment first: the active one if $VIRTUAL_ENV is set,
+# else ./.venv. torch is installed from its pin *first*, so pip never pulls an unpinned build.
+SHELL := /bin/bash
+PY_SYS ?= python3
+VENV ?= $(if $(VIRTUAL_ENV),$(VIRTUAL_ENV),.venv)
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.cvlib-installed
+TORCH_PIN := $(shell grep -E '^torch==' constraints.txt)
+export PYTHONHASHSEED := 0
+export MPLBACKEND := Agg
+
+.PHONY: venv book test lint check-pairs unit nbval nb notebooks bench clean browser
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PY_SYS) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_PIN)"
+	$(PY) -m pip install -q -c constraints.txt -e ".[book,test]"
+	@touch $(STAMP)
+
+# Build the book from the committed, executed notebooks (no execution here), warnings are errors.
+book: venv
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going --quiet
+
+lint: venv
+	$(VENV)/bin/ruff check cvlib tests tools benchmarks
+
+check-pairs: venv
+	$(PY) tools/nb.py check notebooks
+
+# Headless Chromium for the rendered-book test (Debian package; skipped where apt is unavailable).
+browser:
+	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "chromium not installed: the rendered-book test will skip"; }
+
+# The whole suite: lint, notebook pairs, book build (-W), unit tests + nbval over every notebook
+# (small size) + the rendered-book test, in one pytest run.
+test: venv browser lint check-pairs book
+	CVLIB_SIZE=small $(PY) -m pytest -p no:cacheprovider -n 2 --dist loadfile \
+	  --nbval-lax --nbval-sanitize-with tools/nbval_sanitize.cfg tests notebooks
+
+# Regenerate one notebook's executed .ipynb from its .md: make nb NB=notebooks/ch01_knn.md
+nb: venv
+	CVLIB_SIZE=$${CVLIB_SIZE:-small} $(PY) tools/nb.py build $(NB)
+
+notebooks: venv
+	CVLIB_SIZE=$${CVLIB_SIZE:-small} $(PY) tools/nb.py build notebooks/ch*.md
+
+bench: venv
+	$(PY) benchmarks/bench_train.py
+
+clean:
+	rm -rf _build .pytest_cache

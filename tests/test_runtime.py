@@ -1,0 +1,48 @@
+import pytest
+import torch
+
+import cvlib
+from cvlib.runtime import get_device, pick, run_info, seed_everything, size
+
+
+def test_size_defaults_to_full(monkeypatch):
+    monkeypatch.delenv("CVLIB_SIZE", raising=False)
+    assert size() == "full" and not cvlib.is_small()
+    assert pick(small=1, full=2) == 2
+
+
+def test_size_small(monkeypatch):
+    monkeypatch.setenv("CVLIB_SIZE", " Small ")
+    assert size() == "small" and pick(small="s", full="f") == "s"
+
+
+def test_size_rejects_unknown(monkeypatch):
+    monkeypatch.setenv("CVLIB_SIZE", "medium")
+    with pytest.raises(ValueError, match=r"CVLIB_SIZE must be one of \('small', 'full'\).*'medium'"):
+        size()
+
+
+def test_get_device_prefers_given_and_rejects_missing_cuda(monkeypatch):
+    monkeypatch.delenv("CVLIB_DEVICE", raising=False)
+    assert get_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        get_device("cuda")
+    monkeypatch.setenv("CVLIB_DEVICE", "cpu")
+    assert get_device() == torch.device("cpu")
+
+
+def test_seed_everything_repeats_random_streams():
+    g1 = seed_everything(7)
+    a = (torch.rand(3), torch.rand(2, generator=g1))
+    g2 = seed_everything(7)
+    b = (torch.rand(3), torch.rand(2, generator=g2))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    with pytest.raises(TypeError, match="seed must be an int"):
+        seed_everything(1.5)
+
+
+def test_run_info_names_device_size_and_data(monkeypatch):
+    monkeypatch.setenv("CVLIB_SIZE", "small")
+    line = run_info("digits", device="cpu")
+    assert line.startswith("device: cpu") and "size: small" in line and "data: digits" in line

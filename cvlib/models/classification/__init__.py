@@ -1,1 +1,12 @@
 """classification models; importing this package registers them."""
+from cvlib.models.classification import densenet  # noqa: F401
+from cvlib.models.classification import mobilenet  # noqa: F401
+from cvlib.models.classification import efficientnet  # noqa: F401
+from cvlib.models.classification import simple  # noqa: F401
+from cvlib.models.classification import lenet  # noqa: F401
+from cvlib.models.classification import resnet  # noqa: F401
+from cvlib.models.classification import resnet_cifar  # noqa: F401
+from cvlib.models.classification import alexnet  # noqa: F401
+from cvlib.models.classification import vgg  # noqa: F401
+from cvlib.models.classification import googlenet  # noqa: F401
+from cvlib.models.classification import senet  # noqa: F401

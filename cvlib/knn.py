@@ -1,0 +1,379 @@
+"""k-nearest-neighbour classification on any device, with bounded memory.
+
+The "memorise every image" baseline (Cover & Hart 1967, doi:10.1109/TIT.1967.1053964): keep
+the whole training set and label a query by a majority vote of its ``k`` closest training
+samples. Distances are computed block by block:
+
+* ``"l2"``: ``||q - t||^2 = ||q||^2 - 2 q.t + ||t||^2`` (one matrix product per block, clamped
+  at 0 against round-off); the ranking uses squared distances, the returned distances are the roots.
+* ``"l1"``: :func:`torch.cdist` with ``p=1``.
+* ``"cosine"``: ``1 - q.t / (||q|| ||t||)``, a zero vector has distance 1 to everything (as in
+  scikit-learn).
+
+Queries are processed ``chunk_size`` rows at a time and the training set ``train_chunk_size``
+rows at a time, keeping a running top-k per query, so memory is
+``O(chunk_size * (train_chunk_size + k))`` whatever the size of the training set.
+
+Tie-breaking (documented contract, tested against scikit-learn):
+
+* equal distances: the neighbour with the smaller training index comes first, so the k
+  neighbours are the first k of a *stable* sort of the distances;
+* equal votes: the smallest label wins (as ``KNeighborsClassifier`` does: its ``argmax`` over
+  the sorted ``classes_`` returns the first maximum).
+
+scikit-learn's brute-force search (a heap per query) does not promise which of several
+equally distant candidates it keeps when they straddle the k-th place, so the two agree
+exactly whenever the k-th and (k+1)-th distances differ, including ties in the vote.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+__all__ = [
+    "METRICS",
+    "KNNClassifier",
+    "pairwise_distances",
+    "majority_vote",
+    "accuracy_vs_k",
+    "measure_scaling",
+]
+
+METRICS = ("l2", "l1", "cosine")
+
+
+def _as_float_matrix(x: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
+    if x.ndim < 2:
+        raise ValueError(f"{name} must be [N, D] (or [N, ...], flattened), got {tuple(x.shape)}")
+    x = x.reshape(x.shape[0], -1)
+    if not x.is_floating_point():
+        x = x.float()
+    elif x.dtype in (torch.float16, torch.bfloat16):
+        x = x.float()  # upcast: half precision distances make ties and errors
+    return x
+
+
+def _block_distances(
+    q: torch.Tensor, t: torch.Tensor, metric: str, t_sq: torch.Tensor | None
+) -> torch.Tensor:
+    """Distances (squared for l2) between a query block [Q, D] and a training block [T, D] -> [Q, T]."""
+    if metric == "l2":
+        q_sq = (q * q).sum(1, keepdim=True)  # [Q, 1]
+        d = torch.addmm(q_sq + t_sq[None, :], q, t.T, alpha=-2.0)  # [Q, T]
+        return d.clamp_min_(0.0)
+    if metric == "l1":
+        return torch.cdist(q, t, p=1.0)
+    # cosine: t is already normalised
+    qn = q / q.norm(dim=1, keepdim=True).clamp_min(torch.finfo(q.dtype).tiny)
+    return (1.0 - qn @ t.T).clamp_(0.0, 2.0)
+
+
+def _smallest_k(d: torch.Tensor, index: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k smallest entries of each row of ``d`` ordered by (value, index).
+
+    Args:
+        d (Tensor[Q, T]): values. index (Tensor[Q, T] or [T]): int64 ids, increasing along each
+            row. k: how many to keep (<= T).
+
+    Returns:
+        values (Tensor[Q, k]) and ids (Tensor[Q, k]), sorted by value, ties by id.
+    """
+    q, t = d.shape
+    if index.ndim == 1:
+        index = index.expand(q, t)
+    vals, pos = torch.topk(d, k, dim=1, largest=False, sorted=False)
+    # topk may pick any of several values equal to the k-th: in those rows take everything below
+    # the k-th value plus the first (lowest-position) entries equal to it, in O(T) without a sort
+    kth = vals.amax(dim=1, keepdim=True)  # [Q, 1]
+    tied = (d <= kth).sum(dim=1) > k
+    if bool(tied.any()):
+        rows = tied.nonzero().squeeze(1)
+        dr, kr = d[rows], kth[rows]
+        less, equal = dr < kr, dr == kr
+        need = k - less.sum(dim=1, keepdim=True)
+        take = less | (equal & (equal.cumsum(dim=1) <= need))  # exactly k per row
+        p = take.nonzero()[:, 1].view(len(rows), k)  # row-major: positions increase along each row
+        vals[rows], pos[rows] = dr.gather(1, p), p
+    pos, order = pos.sort(dim=1)  # positions increasing = ids increasing
+    vals = vals.gather(1, order)
+    vals, order = vals.sort(dim=1, stable=True)
+    pos = pos.gather(1, order)
+    return vals, index.gather(1, pos)
+
+
+class KNNClassifier:
+    """k-nearest-neighbour classifier (Cover & Hart 1967) with blocked, device-agnostic search.
+
+    Args:
+        k: number of neighbours that vote (>= 1, at most the training-set size).
+        metric: one of ``("l2", "l1", "cosine")``.
+        chunk_size: queries per block.
+        train_chunk_size: training samples per block.
+
+    Inputs are ``[N, D]`` (or ``[N, C, H, W]``, flattened to ``[N, C*H*W]``) tensors or numpy
+    arrays. Integer and half inputs are upcast to float32; float64 stays float64. Queries are
+    moved to the device and dtype of the training data. See the module docstring for the
+    tie-breaking rules.
+
+    Example:
+        >>> knn = KNNClassifier(k=3).fit(torch.tensor([[0.0], [1.0], [5.0]]), torch.tensor([0, 0, 1]))
+        >>> knn.predict(torch.tensor([[0.2], [4.0]])).tolist()
+        [0, 0]
+    """
+
+    def __init__(
+        self, k: int = 1, metric: str = "l2", chunk_size: int = 512, train_chunk_size: int = 8192
+    ) -> None:
+        for name, value in (("k", k), ("chunk_size", chunk_size), ("train_chunk_size", train_chunk_size)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+        self.k = k
+        self.metric = metric
+        self.chunk_size = chunk_size
+        self.train_chunk_size = train_chunk_size
+        self._x: torch.Tensor | None = None
+
+    def __repr__(self) -> str:
+        return f"KNNClassifier(k={self.k}, metric={self.metric!r}, n_train={self.n_train})"
+
+    @property
+    def n_train(self) -> int:
+        """Number of stored training samples (0 before :meth:`fit`)."""
+        return 0 if self._x is None else self._x.shape[0]
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes of the stored training set (samples, labels and cached norms): grows as O(N * D)."""
+        if self._x is None:
+            return 0
+        held = [self._x, self._y_enc, self.classes_] + ([self._t_sq] if self.metric == "l2" else [])
+        return sum(t.numel() * t.element_size() for t in held)
+
+    def fit(self, x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray) -> KNNClassifier:
+        """Memorise the training set.
+
+        Args:
+            x (Tensor[N, D] or Tensor[N, ...]): training samples, finite.
+            y (Tensor[N]): integer labels (any values; stored as sorted ``classes_``).
+
+        Returns:
+            self.
+        """
+        x = _as_float_matrix(x, "x")
+        if isinstance(y, np.ndarray):
+            y = torch.from_numpy(y)
+        if not isinstance(y, torch.Tensor):
+            raise TypeError(f"y must be a torch.Tensor or numpy array, got {type(y).__name__}")
+        if y.ndim != 1 or y.shape[0] != x.shape[0]:
+            raise ValueError(f"y must be [N] with N = x.shape[0] = {x.shape[0]}, got {tuple(y.shape)}")
+        if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+            raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
+        if x.shape[0] < self.k:
+            raise ValueError(f"k must be <= the number of training samples {x.shape[0]}, got k={self.k}")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("x must be finite (found NaN or inf)")
+        y = y.to(device=x.device, dtype=torch.int64)
+        self.classes_, self._y_enc = torch.unique(y, sorted=True, return_inverse=True)
+        self._x = x
+        if self.metric == "l2":
+            self._t_sq = (x * x).sum(1)
+        elif self.metric == "cosine":
+            self._x = x / x.norm(dim=1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
+        return self
+
+    def _check_query(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
+        if self._x is None:
+            raise RuntimeError("KNNClassifier is not fitted: call fit(x, y) before predict/kneighbors")
+        x = _as_float_matrix(x, "x")
+        if x.shape[1] != self._x.shape[1]:
+            raise ValueError(
+                f"x must have {self._x.shape[1]} features like the training data, got {x.shape[1]}"
+            )
+        return x.to(device=self._x.device, dtype=self._x.dtype)
+
+    @torch.no_grad()
+    def kneighbors(
+        self, x: torch.Tensor | np.ndarray, k: int | None = None, return_distance: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor] | torch.Tensor:
+        """The ``k`` nearest training samples of each query.
+
+        Args:
+            x (Tensor[Q, D]): queries.
+            k: neighbours to return (default: ``self.k``), at most the training-set size.
+            return_distance: also return the distances.
+
+        Returns:
+            distances (Tensor[Q, k], training dtype, ascending) and indices (Tensor[Q, k], int64
+            rows of the training set, equal distances by increasing index); only the indices if
+            ``return_distance=False``.
+        """
+        x = self._check_query(x)
+        k = self.k if k is None else k
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= self.n_train:
+            raise ValueError(f"k must be an int in [1, {self.n_train}], got {k!r}")
+        n_q, n_t = x.shape[0], self.n_train
+        out_d = torch.empty(n_q, k, dtype=x.dtype, device=x.device)
+        out_i = torch.empty(n_q, k, dtype=torch.int64, device=x.device)
+        for qs in range(0, n_q, self.chunk_size):
+            q = x[qs : qs + self.chunk_size]
+            best_d = best_i = None
+            for ts in range(0, n_t, self.train_chunk_size):
+                t = self._x[ts : ts + self.train_chunk_size]
+                t_sq = self._t_sq[ts : ts + self.train_chunk_size] if self.metric == "l2" else None
+                d = _block_distances(q, t, self.metric, t_sq)  # [q, t]
+                ids = torch.arange(ts, ts + t.shape[0], device=x.device)
+                cd, ci = _smallest_k(d, ids, min(k, t.shape[0]))
+                if best_d is None:
+                    best_d, best_i = cd, ci
+                    continue
+                # merge: earlier blocks hold smaller ids, so [best | block] would be ordered by id
+                # only if best were; sort the 2k candidates by id, then keep the k smallest.
+                md, mi = torch.cat([best_d, cd], 1), torch.cat([best_i, ci], 1)
+                mi, order = mi.sort(dim=1)
+                best_d, best_i = _smallest_k(md.gather(1, order), mi, min(k, mi.shape[1]))
+            out_d[qs : qs + q.shape[0]] = best_d
+            out_i[qs : qs + q.shape[0]] = best_i
+        if not return_distance:
+            return out_i
+        if self.metric == "l2":
+            out_d = out_d.sqrt_()
+        return out_d, out_i
+
+    @torch.no_grad()
+    def predict_proba(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Vote shares: Tensor[Q, K] (K = ``len(classes_)``), each row sums to 1."""
+        idx = self.kneighbors(x, return_distance=False)  # [Q, k]
+        votes = self._y_enc[idx]  # [Q, k]
+        counts = torch.zeros(idx.shape[0], self.classes_.numel(), dtype=self._x.dtype, device=idx.device)
+        counts.scatter_add_(1, votes, torch.ones_like(votes, dtype=counts.dtype))
+        return counts / self.k
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Majority vote of the ``k`` neighbours: Tensor[Q] int64 labels (ties: smallest label)."""
+        idx = self.kneighbors(x, return_distance=False)  # [Q, k]
+        return self.classes_[majority_vote(self._y_enc[idx], self.classes_.numel())]
+
+    @torch.no_grad()
+    def score(self, x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray) -> float:
+        """Accuracy of :meth:`predict` on ``(x, y)``."""
+        pred = self.predict(x)
+        y = torch.as_tensor(y).to(pred.device)
+        if y.shape != pred.shape:
+            raise ValueError(f"y must be [Q] = {tuple(pred.shape)}, got {tuple(y.shape)}")
+        return float((pred == y).double().mean())
+
+
+def pairwise_distances(a: torch.Tensor, b: torch.Tensor, metric: str = "l2") -> torch.Tensor:
+    """All distances between rows of ``a`` (Tensor[N, D]) and ``b`` (Tensor[M, D]) -> Tensor[N, M].
+
+    Uses the same formulas as :class:`KNNClassifier` (``l2`` returns true, not squared, distances).
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    a, b = _as_float_matrix(a, "a"), _as_float_matrix(b, "b")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"a and b must have the same number of features, got {a.shape[1]} and {b.shape[1]}")
+    b = b.to(device=a.device, dtype=a.dtype)
+    if metric == "l2":
+        return _block_distances(a, b, "l2", (b * b).sum(1)).sqrt_()
+    if metric == "cosine":
+        b = b / b.norm(dim=1, keepdim=True).clamp_min(torch.finfo(b.dtype).tiny)
+    return _block_distances(a, b, metric, None)
+
+
+def majority_vote(neighbor_labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Most frequent label per row; ties go to the smallest label.
+
+    Args:
+        neighbor_labels (Tensor[Q, k]): int64 labels in ``[0, num_classes)``.
+        num_classes: number of classes K.
+
+    Returns:
+        Tensor[Q], int64.
+    """
+    if neighbor_labels.ndim != 2:
+        raise ValueError(f"neighbor_labels must be [Q, k], got {tuple(neighbor_labels.shape)}")
+    counts = torch.zeros(
+        neighbor_labels.shape[0], num_classes, dtype=torch.int64, device=neighbor_labels.device
+    )
+    counts.scatter_add_(1, neighbor_labels, torch.ones_like(neighbor_labels))
+    return counts.argmax(dim=1)  # argmax returns the first maximum: the smallest tied label
+
+
+@torch.no_grad()
+def accuracy_vs_k(
+    knn: KNNClassifier, x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray, ks
+) -> list[float]:
+    """Test accuracy for several ``k`` from a single neighbour search.
+
+    The neighbours for ``k`` are the first ``k`` of those for ``max(ks)`` (the order is stable),
+    so one :meth:`KNNClassifier.kneighbors` call serves every ``k``; the result equals
+    ``KNNClassifier(k).fit(...).score(x, y)`` for each ``k``.
+
+    Returns:
+        One accuracy in [0, 1] per entry of ``ks``.
+    """
+    ks = list(ks)
+    if not ks or any(not isinstance(k, int) or k < 1 for k in ks):
+        raise ValueError(f"ks must be a non-empty list of positive ints, got {ks!r}")
+    idx = knn.kneighbors(x, k=max(ks), return_distance=False)  # [Q, kmax]
+    y = torch.as_tensor(y).to(idx.device)
+    if y.shape != idx.shape[:1]:
+        raise ValueError(f"y must be [Q] = ({idx.shape[0]},), got {tuple(y.shape)}")
+    labels = knn._y_enc[idx]
+    out = []
+    for k in ks:
+        pred = knn.classes_[majority_vote(labels[:, :k], knn.classes_.numel())]
+        out.append(float((pred == y).double().mean()))
+    return out
+
+
+def measure_scaling(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    queries: torch.Tensor,
+    sizes,
+    k: int = 1,
+    metric: str = "l2",
+    repeats: int = 3,
+) -> dict[str, list]:
+    """Measure query time and stored memory of k-NN for growing training-set sizes.
+
+    For each ``n`` in ``sizes`` the first ``n`` rows of ``(x, y)`` are memorised and all
+    ``queries`` are classified; the best of ``repeats`` wall-clock times is kept.
+
+    Returns:
+        ``{"n_train": [...], "seconds_per_query": [...], "memory_bytes": [...]}``.
+    """
+    sizes = [int(n) for n in sizes]
+    if not sizes or min(sizes) < k or max(sizes) > len(x):
+        raise ValueError(f"sizes must lie in [k={k}, {len(x)}], got {sizes}")
+    out: dict[str, list] = {"n_train": [], "seconds_per_query": [], "memory_bytes": []}
+    for n in sizes:
+        knn = KNNClassifier(k=k, metric=metric).fit(x[:n], y[:n])
+        knn.predict(queries[:1])  # warm-up
+        best = float("inf")
+        for _ in range(repeats):
+            if queries.device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            knn.predict(queries)
+            if queries.device.type == "cuda":
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - t0)
+        out["n_train"].append(n)
+        out["seconds_per_query"].append(best / len(queries))
+        out["memory_bytes"].append(knn.memory_bytes)
+    return out

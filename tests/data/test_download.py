@@ -1,0 +1,195 @@
+"""cvlib.data._download: checksums, atomic writes, failure clean-up and safe extraction."""
+
+import gzip
+import hashlib
+import io
+import tarfile
+import urllib.error
+import urllib.request
+import zipfile
+
+import pytest
+
+from cvlib.data._download import (
+    ChecksumError,
+    DownloadError,
+    cache_dir,
+    download_any,
+    download_url,
+    extract_archive,
+    sha256sum,
+)
+
+PAYLOAD = bytes(range(256)) * 5000  # 1.28 MB: more than one 1 MiB read chunk
+SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+class FakeResponse(io.BytesIO):
+    """A urlopen() result whose read() can fail after ``fail_after`` bytes."""
+
+    def __init__(self, data, fail_after=None, exc=None):
+        super().__init__(data)
+        self.headers = {"Content-Length": str(len(data))}
+        self.fail_after, self.exc = fail_after, exc
+
+    def read(self, n=-1):
+        if self.fail_after is not None and self.tell() >= self.fail_after:
+            raise self.exc
+        return super().read(n)
+
+
+def _listing(path):
+    return sorted(p.name for p in path.iterdir())
+
+
+def test_cache_dir_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("CVLIB_DATA", str(tmp_path / "d"))
+    assert cache_dir() == tmp_path / "d"
+    monkeypatch.delenv("CVLIB_DATA")
+    assert cache_dir().parts[-2:] == (".cache", "cvlib")
+
+
+def test_download_file_url_and_skip_when_present(tmp_path, monkeypatch):
+    src = tmp_path / "src.bin"
+    src.write_bytes(PAYLOAD)
+    dest = tmp_path / "cache" / "a.bin"
+    assert download_url(src.as_uri(), dest, SHA, progress=False) == dest
+    assert dest.read_bytes() == PAYLOAD and _listing(dest.parent) == ["a.bin"]
+
+    def offline(*a, **k):
+        raise AssertionError("must not download a verified file again")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    assert download_url("https://example.invalid/a.bin", dest, SHA, progress=False) == dest
+
+
+def test_checksum_mismatch_leaves_nothing(tmp_path):
+    src = tmp_path / "src.bin"
+    src.write_bytes(PAYLOAD)
+    dest = tmp_path / "cache" / "a.bin"
+    wrong = "0" * 64
+    with pytest.raises(
+        ChecksumError, match=rf"checksum mismatch for a\.bin .* expected sha256 {wrong}, got {SHA}"
+    ):
+        download_url(src.as_uri(), dest, wrong, progress=False)
+    assert _listing(dest.parent) == []
+
+
+def test_bad_sha256_argument(tmp_path):
+    with pytest.raises(ValueError, match="sha256 must be 64 hex digits"):
+        download_url("file:///x", tmp_path / "x", "abc")
+
+
+def test_offline_error_names_url_and_override(tmp_path, monkeypatch):
+    def fail(url, timeout=None):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(urllib.request, "urlopen", fail)
+    url = "https://example.invalid/data.tar.gz"
+    with pytest.raises(DownloadError, match=r"https://example\.invalid/data\.tar\.gz.*root=.*CVLIB_DATA"):
+        download_url(url, tmp_path / "c" / "data.tar.gz", SHA, progress=False)
+    assert _listing(tmp_path / "c") == []
+
+
+@pytest.mark.parametrize("exc", [ConnectionResetError("reset by peer"), KeyboardInterrupt()])
+def test_failure_mid_stream_leaves_no_partial_file(tmp_path, monkeypatch, exc):
+    monkeypatch.setattr(
+        urllib.request,
+        "urlopen",
+        lambda url, timeout=None: FakeResponse(PAYLOAD, fail_after=1 << 20, exc=exc),
+    )
+    dest = tmp_path / "c" / "a.bin"
+    expected = KeyboardInterrupt if isinstance(exc, KeyboardInterrupt) else DownloadError
+    with pytest.raises(expected):
+        download_url("https://example.invalid/a.bin", dest, SHA, progress=False)
+    assert _listing(dest.parent) == []  # neither a.bin nor a .part temp file
+
+
+def test_download_any_falls_back_to_next_mirror(tmp_path, monkeypatch):
+    calls = []
+
+    def fake(url, timeout=None):
+        calls.append(url)
+        if "first" in url:
+            raise urllib.error.URLError("down")
+        return FakeResponse(PAYLOAD)
+
+    monkeypatch.setattr(urllib.request, "urlopen", fake)
+    dest = download_any(["https://first/a", "https://second/a"], tmp_path / "a", SHA, progress=False)
+    assert calls == ["https://first/a", "https://second/a"] and sha256sum(dest) == SHA
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: fake("first"))
+    with pytest.raises(DownloadError, match=r"from any mirror:\n  https://x/b: .*down"):
+        download_any(["https://x/b"], tmp_path / "b", SHA, progress=False)
+
+
+def _make_tar_gz(path, members):
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+
+def test_extract_tar_gz(tmp_path):
+    arc = tmp_path / "a.tar.gz"
+    _make_tar_gz(arc, {"top/x.txt": b"hello", "top/sub/y.bin": PAYLOAD[:1000], "other.txt": b"o"})
+    out = tmp_path / "out"
+    created = extract_archive(arc, out)
+    assert [p.name for p in created] == ["other.txt", "top"]
+    assert (out / "top/x.txt").read_bytes() == b"hello" and (out / "top/sub/y.bin").read_bytes() == PAYLOAD[
+        :1000
+    ]
+    assert _listing(out) == ["other.txt", "top"]  # no temporary directory left behind
+
+
+@pytest.mark.parametrize("cut", [0.3, 0.9])
+def test_truncated_tar_gz_is_a_clear_error_and_extracts_nothing(tmp_path, cut):
+    arc = tmp_path / "a.tar.gz"
+    rnd = hashlib.sha256(b"seed").digest() * 20000  # incompressible-ish so the cut hits file data
+    _make_tar_gz(arc, {"top/x.bin": rnd, "top/y.bin": rnd[::-1]})
+    data = arc.read_bytes()
+    arc.write_bytes(data[: int(len(data) * cut)])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("old")
+    with pytest.raises(ValueError, match=r"a\.tar\.gz .*(corrupt|truncated)"):
+        extract_archive(arc, out)
+    assert _listing(out) == ["keep.txt"]
+
+
+def test_not_an_archive(tmp_path):
+    arc = tmp_path / "junk.tar.gz"
+    arc.write_bytes(gzip.compress(b"not a tar file at all" * 3))
+    with pytest.raises(ValueError, match=r"junk\.tar\.gz"):
+        extract_archive(arc, tmp_path / "out")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        extract_archive(tmp_path / "missing.tar", tmp_path / "out")
+
+
+def test_zip_good_and_corrupt(tmp_path):
+    arc = tmp_path / "a.zip"
+    with zipfile.ZipFile(arc, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("d/x.txt", "zip content" * 100)
+    extract_archive(arc, tmp_path / "ok")
+    assert (tmp_path / "ok/d/x.txt").read_text() == "zip content" * 100
+    data = bytearray(arc.read_bytes())
+    data[40:60] = b"\xff" * 20  # damage the compressed member data
+    arc.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"a\.zip"):
+        extract_archive(arc, tmp_path / "bad")
+    assert _listing(tmp_path / "bad") == []
+
+
+def test_unsafe_members_are_refused(tmp_path):
+    arc = tmp_path / "evil.tar"
+    _make_tar_gz(arc, {"../escape.txt": b"x"})
+    with pytest.raises(ValueError, match="outside the target directory"):
+        extract_archive(arc, tmp_path / "out")
+    assert not (tmp_path / "escape.txt").exists()
+    link = tmp_path / "link.tar"
+    with tarfile.open(link, "w") as tf:
+        info = tarfile.TarInfo("l")
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tf.addfile(info)
+    with pytest.raises(ValueError, match="link or special file"):
+        extract_archive(link, tmp_path / "out2")

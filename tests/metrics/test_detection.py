@@ -1,0 +1,179 @@
+"""Detection mAP: equal to pycocotools on random data; VOC AP on a case computed by hand."""
+
+import contextlib
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from cvlib.metrics.detection import MeanAveragePrecision, average_precision_voc, coco_map, pr_curves, voc_ap
+
+STAT_KEYS = [
+    "map",
+    "map_50",
+    "map_75",
+    "map_small",
+    "map_medium",
+    "map_large",
+    "mar_1",
+    "mar_10",
+    "mar_100",
+    "mar_small",
+    "mar_medium",
+    "mar_large",
+]
+
+
+def random_scene(seed, n_img=10, n_cls=3, crowd=False):
+    rng = np.random.default_rng(seed)
+    preds, targets = [], []
+    for i in range(n_img):
+        g = 0 if i == 0 else int(rng.integers(0, 7))  # image 0 has no ground truth
+        xy = rng.uniform(0, 200, (g, 2))
+        wh = np.exp(rng.uniform(np.log(4), np.log(300), (g, 2)))  # spans small / medium / large
+        gb = np.concatenate([xy, xy + wh], 1)
+        gl = rng.integers(1, n_cls + 1, g)
+        t = {"boxes": torch.tensor(gb), "labels": torch.tensor(gl)}
+        if crowd:
+            t["iscrowd"] = torch.tensor(rng.random(g) < 0.2)
+        targets.append(t)
+        if i == 1:  # image 1 has no detections
+            preds.append({"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0)})
+            continue
+        jit = gb + rng.normal(0, 1, gb.shape) * np.concatenate([wh, wh], 1) * 0.06
+        nd = int(rng.integers(0, 25))
+        xy = rng.uniform(0, 200, (nd, 2))
+        rb = np.concatenate([xy, xy + np.exp(rng.uniform(np.log(4), np.log(300), (nd, 2)))], 1)
+        db = np.concatenate([jit, rb])
+        db = np.concatenate([np.minimum(db[:, :2], db[:, 2:]), np.maximum(db[:, :2], db[:, 2:])], 1)
+        dl = np.concatenate(
+            [
+                np.where(rng.random(g) < 0.85, gl, rng.integers(1, n_cls + 1, g)),
+                rng.integers(1, n_cls + 1, nd),
+            ]
+        )
+        preds.append(
+            {
+                "boxes": torch.tensor(db),
+                "scores": torch.tensor(rng.random(len(db))),
+                "labels": torch.tensor(dl),
+            }
+        )
+    return preds, targets
+
+
+def pycoco(preds, targets, n_cls):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    images, anns, res = [], [], []
+    for i, (p, t) in enumerate(zip(preds, targets)):
+        images.append({"id": i + 1, "width": 400, "height": 400})
+        crowd = t.get("iscrowd", torch.zeros(len(t["boxes"]), dtype=torch.bool))
+        for b, lab, c in zip(t["boxes"].tolist(), t["labels"].tolist(), crowd.tolist()):
+            w, h = b[2] - b[0], b[3] - b[1]
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": i + 1,
+                    "category_id": lab,
+                    "bbox": [b[0], b[1], w, h],
+                    "area": w * h,
+                    "iscrowd": int(c),
+                }
+            )
+        for b, s, lab in zip(p["boxes"].tolist(), p["scores"].tolist(), p["labels"].tolist()):
+            res.append(
+                {
+                    "image_id": i + 1,
+                    "category_id": int(lab),
+                    "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+                    "score": s,
+                }
+            )
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO()
+        gt.dataset = {
+            "images": images,
+            "annotations": anns,
+            "categories": [{"id": c} for c in range(1, n_cls + 1)],
+        }
+        gt.createIndex()
+        ev = COCOeval(gt, gt.loadRes(res), "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return ev
+
+
+@pytest.mark.parametrize("seed,crowd", [(0, False), (1, False), (2, True), (3, True), (4, False)])
+def test_coco_map_equals_pycocotools(seed, crowd):
+    pytest.importorskip("pycocotools")
+    preds, targets = random_scene(seed, crowd=crowd)
+    ev = pycoco(preds, targets, 3)
+    ours = coco_map(preds, targets, class_ids=[1, 2, 3])
+    np.testing.assert_allclose([ours[k] for k in STAT_KEYS], ev.stats, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(ours["precision"], ev.eval["precision"], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(ours["recall"], ev.eval["recall"], atol=1e-6, rtol=0)
+
+
+def test_coco_map_perfect_and_streaming():
+    _, targets = random_scene(5)
+    perfect = [
+        {"boxes": t["boxes"], "scores": torch.ones(len(t["boxes"])), "labels": t["labels"]} for t in targets
+    ]
+    out = coco_map(perfect, targets)
+    assert out["map"] == pytest.approx(1.0) and out["mar_100"] == pytest.approx(1.0)
+    m = MeanAveragePrecision(key="map_50")
+    m.update(perfect[:4], targets[:4])
+    m.update(perfect[4:], targets[4:])
+    assert m.compute() == pytest.approx(1.0)
+    m.reset()
+    assert m.preds == []
+
+
+def test_voc_hand_computed():
+    # one class, 3 ground-truth boxes in two images; 4 detections with scores .9 .8 .7 .6
+    t = [
+        {"boxes": torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30]]), "labels": torch.tensor([1, 1])},
+        {"boxes": torch.tensor([[0.0, 0, 10, 10]]), "labels": torch.tensor([1])},
+    ]
+    p = [
+        {
+            "boxes": torch.tensor([[0.0, 0, 10, 10], [0, 0, 10, 10], [50, 50, 60, 60]]),
+            "scores": torch.tensor([0.9, 0.7, 0.6]),
+            "labels": torch.tensor([1, 1, 1]),
+        },
+        {
+            "boxes": torch.tensor([[1.0, 0, 10, 10]]),
+            "scores": torch.tensor([0.8]),
+            "labels": torch.tensor([1]),
+        },
+    ]
+    # by score: .9 TP, .8 TP (IoU .9), .7 FP (duplicate), .6 FP
+    # -> recall 1/3 2/3 2/3 2/3, precision 1 1 2/3 1/2
+    c = pr_curves(p, t)[1]
+    np.testing.assert_allclose(c["recall"], [1 / 3, 2 / 3, 2 / 3, 2 / 3])
+    np.testing.assert_allclose(c["precision"], [1, 1, 2 / 3, 1 / 2])
+    assert voc_ap(p, t)["map"] == pytest.approx(2 / 3)  # all-point: precision 1 up to recall 2/3
+    # 11-point: recall >= 0, .1, ..., .6 reach precision 1 (7 points), .7 ... 1 reach nothing
+    assert voc_ap(p, t, use_07_metric=True)["map"] == pytest.approx(7 / 11)
+    # a difficult ground truth is neither TP nor FN
+    t[0]["difficult"] = torch.tensor([False, True])
+    assert voc_ap(p, t)["map"] == pytest.approx(1.0)
+    assert average_precision_voc(np.array([0.5, 1.0]), np.array([1.0, 0.5])) == pytest.approx(0.75)
+
+
+def test_empty_and_errors():
+    empty = [{"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0)}]
+    tgt = [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0)}]
+    assert coco_map(empty, tgt)["map"] == -1.0
+    assert voc_ap(empty, tgt)["map"] == -1.0
+    with pytest.raises(ValueError, match="one entry per image, got 1 and 2"):
+        coco_map(empty, tgt * 2)
+    bad = [{"boxes": torch.tensor([[0.0, 0, 1, 1], [5, 5, 1, 1]]), "labels": torch.tensor([1, 1])}]
+    with pytest.raises(ValueError, match=r"targets\[0\]\['boxes'\]\[1\] is non-finite or inverted"):
+        coco_map(empty, bad)
+    with pytest.raises(ValueError, match=r"preds\[0\] is missing key\(s\) \['scores'\]"):
+        coco_map([{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0)}], tgt)

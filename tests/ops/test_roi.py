@@ -1,0 +1,123 @@
+"""RoIAlign / RoIPool against brute-force per-box, per-bin, per-sample loops written here."""
+
+import math
+
+import pytest
+import torch
+
+from cvlib.ops.roi import roi_align, roi_pool
+
+
+def bilinear(f, y, x):
+    """Value of the [C, H, W] map at (y, x), with the out-of-map and edge rules of RoIAlign."""
+    h, w = f.shape[-2:]
+    if y < -1.0 or y > h or x < -1.0 or x > w:
+        return torch.zeros(f.shape[0], dtype=f.dtype)
+    y, x = max(y, 0.0), max(x, 0.0)
+    y0, x0 = int(y), int(x)
+    if y0 >= h - 1:
+        y0 = y1 = h - 1
+        y = float(y0)
+    else:
+        y1 = y0 + 1
+    if x0 >= w - 1:
+        x0 = x1 = w - 1
+        x = float(x0)
+    else:
+        x1 = x0 + 1
+    ly, lx = y - y0, x - x0
+    hy, hx = 1 - ly, 1 - lx
+    return hy * hx * f[:, y0, x0] + hy * lx * f[:, y0, x1] + ly * hx * f[:, y1, x0] + ly * lx * f[:, y1, x1]
+
+
+def ref_roi_align(feat, rois, out, scale, ratio, aligned):
+    res = torch.zeros(len(rois), feat.shape[1], out, out, dtype=feat.dtype)
+    off = 0.5 if aligned else 0.0
+    for k, (b, x1, y1, x2, y2) in enumerate(rois.tolist()):
+        sx, sy = x1 * scale - off, y1 * scale - off
+        rw, rh = x2 * scale - off - sx, y2 * scale - off - sy
+        if not aligned:
+            rw, rh = max(rw, 1.0), max(rh, 1.0)
+        gh = ratio if ratio > 0 else math.ceil(rh / out)
+        gw = ratio if ratio > 0 else math.ceil(rw / out)
+        gh, gw = max(gh, 1), max(gw, 1)
+        for ph in range(out):
+            for pw in range(out):
+                acc = 0
+                for iy in range(gh):
+                    y = sy + ph * rh / out + (iy + 0.5) * rh / out / gh
+                    for ix in range(gw):
+                        x = sx + pw * rw / out + (ix + 0.5) * rw / out / gw
+                        acc = acc + bilinear(feat[int(b)], y, x)
+                res[k, :, ph, pw] = acc / (gh * gw)
+    return res
+
+
+def ref_roi_pool(feat, rois, out, scale):
+    h, w = feat.shape[-2:]
+    res = torch.zeros(len(rois), feat.shape[1], out, out, dtype=feat.dtype)
+    for k, (b, *xyxy) in enumerate(rois.tolist()):
+        x1, y1, x2, y2 = [round(v * scale) for v in xyxy]
+        rw, rh = max(x2 - x1 + 1, 1), max(y2 - y1 + 1, 1)
+        for ph in range(out):
+            hs = min(max(math.floor(ph * rh / out) + y1, 0), h)
+            he = min(max(math.ceil((ph + 1) * rh / out) + y1, 0), h)
+            for pw in range(out):
+                ws = min(max(math.floor(pw * rw / out) + x1, 0), w)
+                we = min(max(math.ceil((pw + 1) * rw / out) + x1, 0), w)
+                if he > hs and we > ws:
+                    res[k, :, ph, pw] = feat[int(b), :, hs:he, ws:we].amax(dim=(1, 2))
+    return res
+
+
+def make_rois(seed, k=7, size=24.0):
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(k, 2, generator=g, dtype=torch.float64) * size - 3  # some start outside the map
+    wh = torch.rand(k, 2, generator=g, dtype=torch.float64) * size * 0.8
+    wh[0] = 0.3  # tiny roi
+    b = torch.randint(0, 2, (k, 1), generator=g).double()
+    return torch.cat([b, xy, xy + wh], dim=1)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("ratio", [-1, 2])
+@pytest.mark.parametrize("aligned", [False, True])
+def test_roi_align_matches_loops(seed, ratio, aligned):
+    feat = torch.randn(2, 3, 12, 10, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    rois = make_rois(seed)
+    got = roi_align(feat, rois, 3, spatial_scale=0.5, sampling_ratio=ratio, aligned=aligned)
+    torch.testing.assert_close(got, ref_roi_align(feat, rois, 3, 0.5, ratio, aligned))
+
+
+def test_roi_align_list_input_and_grad():
+    feat = torch.randn(2, 4, 8, 8, dtype=torch.float64, requires_grad=True)
+    boxes = [
+        torch.tensor([[0.0, 0, 7, 7]], dtype=torch.float64),
+        torch.tensor([[1.0, 2, 5, 6], [0, 0, 2, 2]]).double(),
+    ]
+    out = roi_align(feat, boxes, (2, 3), sampling_ratio=2, aligned=True)
+    assert out.shape == (3, 4, 2, 3)
+    rois = torch.tensor([[0.0, 0, 0, 7, 7], [1, 1, 2, 5, 6], [1, 0, 0, 2, 2]], dtype=torch.float64)
+    torch.testing.assert_close(out, roi_align(feat, rois, (2, 3), sampling_ratio=2, aligned=True))
+    assert torch.autograd.gradcheck(lambda f: roi_align(f, rois, 2, sampling_ratio=2), (feat,))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_roi_pool_matches_loops(seed):
+    feat = torch.randn(2, 3, 12, 10, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    rois = make_rois(seed)
+    torch.testing.assert_close(roi_pool(feat, rois, 3, 0.5), ref_roi_pool(feat, rois, 3, 0.5))
+
+
+def test_empty_and_errors():
+    feat = torch.randn(1, 2, 5, 5)
+    assert roi_align(feat, torch.zeros(0, 5), 7).shape == (0, 2, 7, 7)
+    assert roi_pool(feat, [torch.zeros(0, 4)], 2).shape == (0, 2, 2, 2)
+    with pytest.raises(ValueError, match=r"roi 1 has image index 3.0, expected an int in \[0, 1\)"):
+        roi_align(feat, torch.tensor([[0.0, 0, 0, 1, 1], [3, 0, 0, 1, 1]]), 2)
+    with pytest.raises(ValueError, match=r"boxes\[0\] must be a Tensor\[K, 4\]"):
+        roi_align(feat, [torch.zeros(2, 5)], 2)
+    with pytest.raises(ValueError, match=r"input must be a Tensor\[B, C, H, W\]"):
+        roi_pool(feat[0], torch.zeros(0, 5), 2)
+    with pytest.raises(ValueError, match="non-finite value at roi 0"):
+        roi_align(feat, torch.tensor([[0.0, float("nan"), 0, 1, 1]]), 2)

@@ -66,8 +66,8 @@ def _block_distances(
     """Distances (squared for l2) between a query block [Q, D] and a training block [T, D] -> [Q, T]."""
     if metric == "l2":
         q_sq = (q * q).sum(1, keepdim=True)  # [Q, 1]
-        d = torch.addmm(q_sq + t_sq[None, :], q, t.T, alpha=-2.0)  # [Q, T]
-        return d.clamp_min_(0.0)
+        d = torch.addmm(t_sq[None, :], q, t.T, alpha=-2.0)  # [Q, T]: ||t||^2 - 2 q.t
+        return d.add_(q_sq).clamp_min_(0.0)
     if metric == "l1":
         return torch.cdist(q, t, p=1.0)
     # cosine: t is already normalised
@@ -88,19 +88,23 @@ def _smallest_k(d: torch.Tensor, index: torch.Tensor, k: int) -> tuple[torch.Ten
     q, t = d.shape
     if index.ndim == 1:
         index = index.expand(q, t)
-    vals, pos = torch.topk(d, k, dim=1, largest=False, sorted=False)
-    # topk may pick any of several values equal to the k-th: in those rows take everything below
-    # the k-th value plus the first (lowest-position) entries equal to it, in O(T) without a sort
-    kth = vals.amax(dim=1, keepdim=True)  # [Q, 1]
-    tied = (d <= kth).sum(dim=1) > k
-    if bool(tied.any()):
-        rows = tied.nonzero().squeeze(1)
-        dr, kr = d[rows], kth[rows]
-        less, equal = dr < kr, dr == kr
-        need = k - less.sum(dim=1, keepdim=True)
-        take = less | (equal & (equal.cumsum(dim=1) <= need))  # exactly k per row
-        p = take.nonzero()[:, 1].view(len(rows), k)  # row-major: positions increase along each row
-        vals[rows], pos[rows] = dr.gather(1, p), p
+    if k >= t:  # everything is kept
+        vals, pos = d, torch.arange(t, device=d.device).expand(q, t)
+    else:
+        # one extra candidate tells whether the k-th place is tied (k-th == (k+1)-th value); topk
+        # may then have picked any of the equal entries, so those rows take everything below the
+        # k-th value plus the lowest-position entries equal to it (O(T), no sort)
+        vals, pos = torch.topk(d, k + 1, dim=1, largest=False, sorted=True)
+        tied = vals[:, k] == vals[:, k - 1]
+        vals, pos = vals[:, :k].contiguous(), pos[:, :k].contiguous()
+        if bool(tied.any()):
+            rows = tied.nonzero().squeeze(1)
+            dr, kr = d[rows], vals[rows, k - 1 :]  # [R, T], [R, 1]
+            less, equal = dr < kr, dr == kr
+            need = k - less.sum(dim=1, keepdim=True)
+            take = less | (equal & (equal.cumsum(dim=1) <= need))  # exactly k per row
+            p = take.nonzero()[:, 1].view(len(rows), k)  # row-major: positions increase along a row
+            vals[rows], pos[rows] = dr.gather(1, p), p
     pos, order = pos.sort(dim=1)  # positions increasing = ids increasing
     vals = vals.gather(1, order)
     vals, order = vals.sort(dim=1, stable=True)
@@ -200,6 +204,8 @@ class KNNClassifier:
             raise ValueError(
                 f"x must have {self._x.shape[1]} features like the training data, got {x.shape[1]}"
             )
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("x must be finite (found NaN or inf)")
         return x.to(device=self._x.device, dtype=self._x.dtype)
 
     @torch.no_grad()

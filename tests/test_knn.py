@@ -147,6 +147,8 @@ def test_validation_errors():
     knn = KNNClassifier().fit(x, y)
     with pytest.raises(ValueError, match="x must have 3 features like the training data, got 4"):
         knn.predict(torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="finite"):
+        knn.predict(torch.tensor([[0.0, float("inf"), 0.0]]))
     with pytest.raises(ValueError, match=r"k must be an int in \[1, 5\], got 9"):
         knn.kneighbors(x, k=9)
 
@@ -192,3 +194,17 @@ def test_memory_is_linear_in_training_size():
     assert res["n_train"] == [100, 400, 1000] and all(t > 0 for t in res["seconds_per_query"])
     with pytest.raises(ValueError, match="sizes must lie in"):
         measure_scaling(x, y, x[:2], sizes=[2000])
+
+
+@pytest.mark.parametrize("metric", ["l2", "l1"])
+def test_duplicated_training_rows_keep_lowest_indices(metric):
+    """Tiled training sets tie at every rank: the k kept are the lowest indices (stable order)."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 3, (40, 5), generator=g).repeat(6, 1).double()  # each row appears 6 times
+    y = torch.arange(240) % 4
+    q = torch.randint(0, 3, (30, 5), generator=g).double()
+    dist, idx = KNNClassifier(k=7, metric=metric, train_chunk_size=50).fit(x, y).kneighbors(q)
+    ref = np.argsort(sk_pairwise(q.numpy(), x.numpy(), metric=SK_METRIC[metric]), axis=1, kind="stable")[
+        :, :7
+    ]
+    np.testing.assert_array_equal(idx.numpy(), ref)

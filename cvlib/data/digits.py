@@ -8,12 +8,23 @@ scales them to [0, 1] and can upsample to any size for models that need a larger
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 __all__ = ["DIGITS_CLASSES", "load_digits", "train_test_split"]
 
 DIGITS_CLASSES = tuple(str(i) for i in range(10))
+
+
+@lru_cache(maxsize=1)
+def _raw_digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits as _sk_load_digits
+
+    bunch = _sk_load_digits()
+    return bunch.images, bunch.target
 
 
 def load_digits(size: int | tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -27,15 +38,13 @@ def load_digits(size: int | tuple[int, int] | None = None) -> tuple[torch.Tensor
         images (Tensor[1797, 1, H, W]): float32 in [0, 1] (raw value / 16).
         labels (Tensor[1797]): int64 digit classes 0..9.
     """
-    from sklearn.datasets import load_digits as _sk_load_digits
-
     if size is not None:
         hw = (size, size) if isinstance(size, int) else tuple(size)
         if len(hw) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in hw):
             raise ValueError(f"size must be a positive int or (H, W) of positive ints, got {size!r}")
-    bunch = _sk_load_digits()
-    images = torch.as_tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0  # [N, 1, 8, 8]
-    labels = torch.as_tensor(bunch.target, dtype=torch.int64)
+    raw_images, raw_labels = _raw_digits()  # cached; copied below so callers cannot alter the cache
+    images = torch.tensor(raw_images, dtype=torch.float32).unsqueeze(1) / 16.0  # [N, 1, 8, 8]
+    labels = torch.tensor(raw_labels, dtype=torch.int64)
     if size is not None and hw != (8, 8):
         images = F.interpolate(images, size=hw, mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
     return images, labels

@@ -227,7 +227,7 @@ def _hsv_to_rgb(h: Tensor, s: Tensor, v: Tensor) -> Tensor:
     return v[..., None] - v[..., None] * s[..., None] * ramp
 
 
-def _uniform(g: Tensor | torch.Generator, shape: Sequence[int], lo: float, hi: float) -> Tensor:
+def _uniform(g: torch.Generator, shape: Sequence[int], lo: float, hi: float) -> Tensor:
     return lo + (hi - lo) * torch.rand(*shape, generator=g)
 
 
@@ -475,7 +475,7 @@ class ShapesDetection(Dataset):
     """Detection dataset of (image [3, S, S], {"boxes": [N, 4], "labels": [N]}) pairs.
 
     Default scenes hold 1-4 shapes on 64x64 images. Batch it with ``collate_fn`` (a static method
-    equal to :func:`collate_detection`), e.g. ``fit(model, ShapesDetection(512), ...)``.
+    equal to :func:`collate_detection`): ``fit(model, ds, collate_fn=ds.collate_fn, ...)``.
     """
 
     collate_fn = staticmethod(collate_detection)

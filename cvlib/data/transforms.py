@@ -475,7 +475,14 @@ class MixUp(_Mix):
         num_classes: K, needed when ``y`` holds class indices.
     """
 
-    def __init__(self, alpha: float = 0.2, num_classes: int | None = None, *, seed: int = 0, generator=None):
+    def __init__(
+        self,
+        alpha: float = 0.2,
+        num_classes: int | None = None,
+        *,
+        seed: int = 0,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__(alpha, num_classes, seed, generator)
 
     def __call__(self, x: Tensor, y: Target) -> tuple[Tensor, Tensor]:
@@ -498,7 +505,14 @@ class CutMix(_Mix):
     Tensor[B, K] sum to 1 and weigh each class by its visible share of pixels.
     """
 
-    def __init__(self, alpha: float = 1.0, num_classes: int | None = None, *, seed: int = 0, generator=None):
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        num_classes: int | None = None,
+        *,
+        seed: int = 0,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__(alpha, num_classes, seed, generator)
 
     def __call__(self, x: Tensor, y: Target) -> tuple[Tensor, Tensor]:

@@ -70,7 +70,10 @@ def _check(input: Tensor, boxes, output_size) -> tuple[Tensor, tuple[int, int]]:
     oh, ow = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
     if oh <= 0 or ow <= 0:
         raise ValueError(f"output_size must be positive, got {output_size!r}")
-    rois = convert_boxes_to_roi_format(boxes, input.shape[0]).to(input.dtype)
+    # coordinates in float32 at least: half/bfloat16 cannot represent pixel positions of large maps
+    rois = convert_boxes_to_roi_format(boxes, input.shape[0]).to(
+        torch.promote_types(input.dtype, torch.float32)
+    )
     return rois, (oh, ow)
 
 
@@ -146,7 +149,7 @@ def roi_align(
     ylo, yhi, wylo, wyhi = _axis_samples(y1, rh, oh, gy, gy_max, h)  # [K, Y]
     xlo, xhi, wxlo, wxhi = _axis_samples(x1, rw, ow, gx, gx_max, w)  # [K, X]
     base = rois[:, 0].long() * (h * w)  # [K]
-    flat = input.permute(0, 2, 3, 1).reshape(b * h * w, c)  # [B*H*W, C]: gathering rows is fast
+    flat = input.permute(0, 2, 3, 1).reshape(b * h * w, c).to(rois.dtype)  # [B*H*W, C]: rows gather fast
     out = 0
     for yi, wy in ((ylo, wylo), (yhi, wyhi)):
         for xi, wx in ((xlo, wxlo), (xhi, wxhi)):
@@ -157,7 +160,7 @@ def roi_align(
             )  # [K, Y, X, C]
     out = out.view(k, oh, gy_max, ow, gx_max, c).sum(dim=(2, 4))  # sum of the samples of each bin
     out = out / (gy * gx).view(k, 1, 1, 1)  # [K, oh, ow, C]
-    return out.permute(0, 3, 1, 2).contiguous()
+    return out.permute(0, 3, 1, 2).to(input.dtype).contiguous()
 
 
 def roi_pool(
@@ -184,10 +187,10 @@ def roi_pool(
     rw, rh = (x2 - x1 + 1).clamp(min=1), (y2 - y1 + 1).clamp(min=1)
 
     def bin_masks(start: Tensor, size: Tensor, bins: int, length: int) -> Tensor:
-        p = torch.arange(bins, device=input.device, dtype=input.dtype)
+        p = torch.arange(bins, device=input.device, dtype=rois.dtype)
         lo = (torch.floor(p[None] * size[:, None] / bins) + start[:, None]).clamp(0, length)
         hi = (torch.ceil((p[None] + 1) * size[:, None] / bins) + start[:, None]).clamp(0, length)
-        cells = torch.arange(length, device=input.device, dtype=input.dtype)
+        cells = torch.arange(length, device=input.device, dtype=rois.dtype)
         return (cells[None, None] >= lo[..., None]) & (cells[None, None] < hi[..., None])  # [K, bins, length]
 
     my, mx = bin_masks(y1, rh, oh, h), bin_masks(x1, rw, ow, w)

@@ -584,11 +584,7 @@ def evaluate(
     batches = make_batches(
         data, batch_size=batch_size, device=dev, shuffle=False, collate_fn=collate_fn, name="data"
     )
-    cl = (
-        next(model.parameters(), torch.empty(0)).is_contiguous(memory_format=torch.channels_last)
-        and any(isinstance(m, nn.Conv2d) for m in model.modules())
-        and dev.type == "cuda"
-    )
+    cl = use_channels_last(model, dev, "auto")  # the memory format fit trains CUDA conv nets in
     return _evaluate_batches(
         model, model, batches, _MetricSet(metrics, copy_objects=False), loss_fn, dev, amp, cl, takes_targets
     )

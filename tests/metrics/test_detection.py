@@ -177,3 +177,32 @@ def test_empty_and_errors():
         coco_map(empty, bad)
     with pytest.raises(ValueError, match=r"preds\[0\] is missing key\(s\) \['scores'\]"):
         coco_map([{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0)}], tgt)
+
+
+class _Oracle(torch.nn.Module):
+    """Returns stored predictions for the images it is given (looked up by their first pixel)."""
+
+    def __init__(self, preds):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.preds = preds
+
+    def forward(self, images):
+        return [self.preds[int(im[0, 0, 0])] for im in images]
+
+
+def test_evaluate_detector_both_inputs():
+    from cvlib.metrics.detection import evaluate_detector
+
+    preds, targets = random_scene(6, n_img=5)
+    images = torch.arange(5.0)[:, None, None, None].expand(5, 3, 4, 4).clone()
+    model = _Oracle(preds).train()
+    res = evaluate_detector(model, (images, targets), batch_size=2)
+    assert model.training  # mode restored
+    ref = coco_map(preds, targets)
+    assert res["map"] == ref["map"] and res["voc_map_50"] == voc_ap(preds, targets)["map"]
+    assert res["images_per_s"] > 0 and len(res["preds"]) == 5
+    ds = list(zip(images, targets))  # a "Dataset" of (image, target) pairs
+    assert evaluate_detector(model, ds, batch_size=3)["map"] == ref["map"]
+    with pytest.raises(ValueError, match="same length"):
+        evaluate_detector(model, (images[:2], targets))

@@ -1,6 +1,7 @@
 """Contract tests for every registered classification model (parametrized over the registry).
 
-Each model is built once (small-input variant where the factory has one, 7 classes) and checked for:
+Each model is built once (7 classes; with ``small_input=True`` where the standard stem cannot take 32x32
+inputs or the small variant is much smaller, e.g. VGG's classifier) and checked for:
 forward + backward at 32x32, output shapes, channels_last and bf16 autocast agreement with fp32,
 and ``feature_info`` against ``forward_features``.
 """
@@ -28,23 +29,69 @@ def _accepts(name, arg):
     return arg in ps or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in ps.values())
 
 
-@functools.lru_cache(maxsize=4)
-def _model(name):
-    torch.manual_seed(0)
-    kw = {"num_classes": K}
-    if _accepts(name, "small_input"):
-        kw["small_input"] = True
-    return create_model(name, **kw)
-
-
 def _input(name, batch=2):
     ps = _params(name)
     c = ps["in_channels"].default if "in_channels" in ps else 3
     return torch.randn(batch, c, 32, 32, generator=torch.Generator().manual_seed(1))
 
 
+def _numel(model):
+    return sum(p.numel() for p in model.parameters() if not isinstance(p, torch.nn.parameter.UninitializedParameter))
+
+
+def _runs_at_32(model, name):
+    try:
+        with torch.no_grad():
+            model.eval()(_input(name, batch=1).to("meta"))
+        return True
+    except (RuntimeError, ValueError):
+        return False
+
+
+@functools.lru_cache(maxsize=None)
+def _kwargs(name):
+    """Cheapest configuration that runs at 32x32, decided on the meta device (no memory, no compute)."""
+    kw = {"num_classes": K}
+    if not _accepts(name, "small_input"):
+        return kw
+    with torch.device("meta"):
+        std = create_model(name, **kw)
+        small = create_model(name, small_input=True, **kw)
+    n_std, n_small = _numel(std), _numel(small)
+    if not _runs_at_32(std, name) or n_std > 1.5 * n_small:
+        kw["small_input"] = True
+    return kw
+
+
+def _cases():
+    """NAMES as pytest params; models over 30M parameters (in the tested configuration) are marked slow."""
+    cases = []
+    for name in NAMES:
+        with torch.device("meta"):
+            n = _numel(create_model(name, **_kwargs(name)))
+        cases.append(pytest.param(name, marks=pytest.mark.slow) if n > 30e6 else name)
+    return cases
+
+
+CASES = _cases()
+OWN_FAMILIES = {"lenet", "alexnet", "vgg", "googlenet", "resnet", "resnet_cifar", "senet"}
+
+
+@functools.lru_cache(maxsize=4)
+def _model(name):
+    torch.manual_seed(0)
+    return create_model(name, **_kwargs(name))
+
+
 def _logits(out):
     return out[0] if isinstance(out, tuple) else out
+
+
+@pytest.mark.parametrize("name", ["resnet18", "alexnet", "vgg11"])
+def test_small_input_variant_runs_at_32(name):
+    model = create_model(name, num_classes=K, small_input=True).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 32, 32)).shape == (1, K)
 
 
 def test_registry_has_the_families():
@@ -53,7 +100,7 @@ def test_registry_has_the_families():
         assert name in NAMES
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 def test_forward_backward(name):
     model = _model(name).train()
     x = _input(name).requires_grad_(True)
@@ -69,7 +116,7 @@ def test_forward_backward(name):
     model.zero_grad(set_to_none=True)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 def test_eval_shape_channels_last_and_autocast(name):
     model = _model(name).eval()
     x = _input(name, batch=1)
@@ -82,12 +129,13 @@ def test_eval_shape_channels_last_and_autocast(name):
         torch.testing.assert_close(out_cl, ref, rtol=1e-4, atol=1e-5)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out_bf = _logits(model(x)).float()
-    scale = ref.abs().max().clamp_min(1e-3)
-    assert (out_bf - ref).abs().max() / scale < 0.1
-    assert torch.nn.functional.cosine_similarity(out_bf.flatten(), ref.flatten(), dim=0) > 0.99
+    scale = ref.abs().max()
+    assert (out_bf - ref).abs().max() <= 0.1 * scale + 1e-6
+    a, b = (out_bf / scale).double().flatten(), (ref / scale).double().flatten()
+    assert a @ b / (a.norm() * b.norm()) > 0.99  # same direction in logit space
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 def test_feature_info_matches_forward_features(name):
     model = _model(name).eval()
     if not hasattr(model, "feature_info"):
@@ -101,6 +149,7 @@ def test_feature_info_matches_forward_features(name):
         assert f.shape[1] == info["channels"], info
         assert x.shape[-1] / f.shape[-1] == info["reduction"], info
         assert info["module"] in modules, info
-    with torch.no_grad():  # the head applied to the last map gives the model's output
-        if hasattr(model, "forward_head"):
+    family = type(model).__module__.rsplit(".", 1)[-1]
+    with torch.no_grad():  # for these families the head applied to the last map gives the output
+        if family in OWN_FAMILIES:
             torch.testing.assert_close(model.forward_head(feats[-1]), _logits(model(x)))

@@ -123,6 +123,10 @@ def test_fcn_variants_and_vgg():
     assert not hasattr(m32, "score_pool4") and m8.score_pool3.weight.abs().sum() == 0  # zero-init skips
     assert not m8.upscore_final.weight.requires_grad and m8.upscore2.weight.requires_grad
     assert m8.upscore_final.stride == (8, 8) and m32.upscore_final.stride == (32, 32)
+    bn = create_model("fcn8s", num_classes=4, batch_norm=True, **SMALL["fcn"])
+    feats = bn.forward_features(torch.randn(1, 3, 64, 96))
+    assert [f.shape[-1] for f in feats] == [12, 6, 3]  # pool3, pool4, pool5 also with BN layers
+    assert [f.shape[1] for f in feats] == [32, 64, 64]
     with pytest.raises(ValueError, match="variant must be one of"):
         from cvlib.models.segmentation.fcn import FCN
 

@@ -187,3 +187,17 @@ def test_errors_name_argument_and_index():
         box_iou([[0, 0, 1, 1]], good)
     with pytest.raises(ValueError, match="boxes and reference must have equal length"):
         BoxCoder().encode(good, good[:1])
+
+
+def test_matches_torchvision_when_available():
+    tv = pytest.importorskip("torchvision.ops")
+    a, b = random_boxes(30, 11), random_boxes(20, 12)
+    for ours, theirs in (
+        (box_iou, tv.box_iou),
+        (generalized_box_iou, tv.generalized_box_iou),
+        (distance_box_iou, tv.distance_box_iou),
+        (complete_box_iou, tv.complete_box_iou),
+    ):
+        torch.testing.assert_close(ours(a, b), theirs(a, b))
+    s = torch.rand(30, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert nms(a, s, 0.3).tolist() == tv.nms(a, s, 0.3).tolist()

@@ -121,3 +121,27 @@ def test_empty_and_errors():
         roi_pool(feat[0], torch.zeros(0, 5), 2)
     with pytest.raises(ValueError, match="non-finite value at roi 0"):
         roi_align(feat, torch.tensor([[0.0, float("nan"), 0, 1, 1]]), 2)
+
+
+def test_low_precision_input_keeps_coordinates_exact():
+    # bfloat16 features: sampling positions are computed in float32, the result is cast back
+    feat = torch.randn(1, 2, 64, 300, generator=torch.Generator().manual_seed(0))
+    rois = torch.tensor([[0.0, 257.3, 3.1, 291.7, 40.2]])
+    ref = roi_align(feat.bfloat16().float(), rois, 3, sampling_ratio=2)
+    got = roi_align(feat.bfloat16(), rois, 3, sampling_ratio=2)
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), ref, atol=0.02, rtol=0.02)
+    assert roi_pool(feat.half(), rois, 2).dtype == torch.float16
+
+
+def test_matches_torchvision_when_available():
+    tv = pytest.importorskip("torchvision.ops")
+    feat = torch.randn(2, 3, 20, 17, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    rois = make_rois(5, k=20, size=30.0)
+    for aligned in (False, True):
+        for ratio in (-1, 2):
+            torch.testing.assert_close(
+                roi_align(feat, rois, (4, 3), 0.5, ratio, aligned),
+                tv.roi_align(feat, rois, (4, 3), 0.5, ratio, aligned),
+            )
+    torch.testing.assert_close(roi_pool(feat, rois, (4, 3), 0.5), tv.roi_pool(feat, rois, (4, 3), 0.5))

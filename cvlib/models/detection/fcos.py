@@ -238,7 +238,7 @@ class FCOS(nn.Module):
 @register_model(task="detection")
 def fcos_small(*, num_classes: int = 4, **kwargs) -> FCOS:
     """FCOS on :class:`TinyBackbone` with an FPN over strides 4, 8, 16 and 2-conv towers (CPU-sized)."""
-    cfg = dict(levels=(0, 1, 2), fpn_channels=32, extra_levels=0, num_convs=2)
+    cfg = dict(levels=(0, 1, 2), fpn_channels=32, extra_levels=0, num_convs=2, topk_candidates=100)
     cfg.update(kwargs)
     return FCOS(TinyBackbone((16, 32, 48, 64)), num_classes, **cfg)
 

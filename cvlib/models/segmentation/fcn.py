@@ -62,15 +62,15 @@ VGG16_CFG: tuple[int | str, ...] = (
     512,
     "M",
 )
-# Index (in the Sequential) of the max-pools whose outputs FCN-8s/16s use: pool3, pool4, pool5.
-_POOL3, _POOL4, _POOL5 = 16, 23, 30
 
 
-def vgg16_features(width: int = 64, in_channels: int = 3) -> nn.Sequential:
-    """VGG-16's 13 conv+ReLU layers and 5 max-pools; indices as in torchvision's ``vgg16().features``.
+def vgg16_features(width: int = 64, in_channels: int = 3, batch_norm: bool = False) -> nn.Sequential:
+    """VGG-16's 13 conv+ReLU layers and 5 max-pools; indices as in torchvision's ``vgg16().features``
+    (``vgg16_bn().features`` with ``batch_norm=True``).
 
     Args:
         width: channels of the first stage (64 in the paper); later stages scale with it.
+        batch_norm: BN after each convolution (not in the paper; trains from scratch much faster).
 
     Shapes: Tensor[B, in_channels, H, W] -> Tensor[B, 8 * width, H / 32, W / 32].
     """
@@ -83,7 +83,8 @@ def vgg16_features(width: int = 64, in_channels: int = 3) -> nn.Sequential:
             layers.append(nn.MaxPool2d(2, 2))
         else:
             out = int(v) * width // 64
-            layers += [nn.Conv2d(c, out, 3, padding=1), nn.ReLU(inplace=True)]
+            layers.append(nn.Conv2d(c, out, 3, padding=1))
+            layers += [nn.BatchNorm2d(out), nn.ReLU(inplace=True)] if batch_norm else [nn.ReLU(inplace=True)]
             c = out
     return nn.Sequential(*layers)
 
@@ -99,6 +100,8 @@ class FCN(nn.Module):
         fc_kernel: kernel of ``fc6`` (7 in the paper, matching VGG's 7x7 pool5 grid).
         dropout: dropout after ``fc6`` and ``fc7`` (0.5 in the paper).
         in_channels: image channels.
+        batch_norm: BN after every convolution of the backbone and of ``fc6``/``fc7`` (a departure
+            from the paper, which fine-tunes ImageNet weights; it lets small FCNs train from scratch).
 
     Shapes: Tensor[B, in_channels, H, W] -> logits Tensor[B, K, H, W].
     """
@@ -113,6 +116,7 @@ class FCN(nn.Module):
         fc_kernel: int = 7,
         dropout: float = 0.5,
         in_channels: int = 3,
+        batch_norm: bool = False,
     ) -> None:
         super().__init__()
         allowed = ("32s", "16s", "8s")
@@ -121,16 +125,18 @@ class FCN(nn.Module):
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.variant = variant
-        self.backbone = vgg16_features(width, in_channels)
+        self.backbone = vgg16_features(width, in_channels, batch_norm)
+        # positions of pool3, pool4, pool5 in the Sequential (16, 23, 30 without BN)
+        self._taps = [i for i, m in enumerate(self.backbone) if isinstance(m, nn.MaxPool2d)][2:]
         c3, c4, c5 = 4 * width, 8 * width, 8 * width
-        self.fc6 = nn.Sequential(
-            nn.Conv2d(c5, fc_channels, fc_kernel, padding=fc_kernel // 2),
-            nn.ReLU(inplace=True),
-            nn.Dropout2d(dropout),
-        )
-        self.fc7 = nn.Sequential(
-            nn.Conv2d(fc_channels, fc_channels, 1), nn.ReLU(inplace=True), nn.Dropout2d(dropout)
-        )
+
+        def fc(cin: int, k: int) -> nn.Sequential:
+            norm = [nn.BatchNorm2d(fc_channels)] if batch_norm else []
+            conv = nn.Conv2d(cin, fc_channels, k, padding=k // 2)
+            return nn.Sequential(conv, *norm, nn.ReLU(inplace=True), nn.Dropout2d(dropout))
+
+        self.fc6 = fc(c5, fc_kernel)
+        self.fc7 = fc(fc_channels, 1)
         self.score_fr = nn.Conv2d(fc_channels, num_classes, 1)
         final = {"32s": 32, "16s": 16, "8s": 8}[variant]
         if variant in ("16s", "8s"):
@@ -150,7 +156,7 @@ class FCN(nn.Module):
         feats = []
         for i, layer in enumerate(self.backbone):
             x = layer(x)
-            if i in (_POOL3, _POOL4, _POOL5):
+            if i in self._taps:
                 feats.append(x)
         return feats
 

@@ -120,6 +120,8 @@ class Pix2Pix(nn.Module):
         out_channels: image channels.
         width, depth: generator size; ``disc_width``, ``disc_layers``: PatchGAN size.
         l1_weight: lambda of the L1 term (100 in the paper).
+        gan_weight: weight of the generator's adversarial term (1 in the paper; 0 gives the
+            "L1 only" baseline of the paper's Table 1, with D still trained but ignored).
 
     Forward:
         training mode, ``model(x, y)`` with x Tensor[B, C_in, H, W], y Tensor[B, C_out, H, W] in
@@ -139,11 +141,13 @@ class Pix2Pix(nn.Module):
         disc_width: int = 64,
         disc_layers: int = 3,
         l1_weight: float = 100.0,
+        gan_weight: float = 1.0,
     ) -> None:
         super().__init__()
         self.generator = UNetGenerator(in_channels, out_channels, width, depth)
         self.discriminator = PatchGAN(in_channels + out_channels, disc_width, disc_layers)
         self.l1_weight = l1_weight
+        self.gan_weight = gan_weight
 
     def generate(self, x: Tensor) -> Tensor:
         """G(x) mapped to [0, 1]."""
@@ -167,18 +171,33 @@ class Pix2Pix(nn.Module):
         frozen.update(dict(self.discriminator.named_buffers()))
         d_gen = functional_call(self.discriminator, frozen, (torch.cat([x, fake], 1),))
         loss_g = bce(d_gen, torch.ones_like(d_gen))
-        return {"loss_d": loss_d, "loss_g_gan": loss_g, "loss_l1": self.l1_weight * F.l1_loss(fake, real)}
+        return {
+            "loss_d": loss_d,
+            "loss_g_gan": self.gan_weight * loss_g,
+            "loss_l1": self.l1_weight * F.l1_loss(fake, real),
+        }
 
 
 @register_model(task="generation")
-def pix2pix(*, in_channels: int = 3, out_channels: int = 3, l1_weight: float = 100.0) -> Pix2Pix:
+def pix2pix(
+    *, in_channels: int = 3, out_channels: int = 3, l1_weight: float = 100.0, gan_weight: float = 1.0
+) -> Pix2Pix:
     """pix2pix (Isola et al. 2017, arXiv:1611.07004) for 256x256 images: depth-8 U-Net + 70x70 PatchGAN."""
-    return Pix2Pix(in_channels, out_channels, l1_weight=l1_weight)
+    return Pix2Pix(in_channels, out_channels, l1_weight=l1_weight, gan_weight=gan_weight)
 
 
 @register_model(task="generation")
-def pix2pix_small(*, in_channels: int = 5, out_channels: int = 3, l1_weight: float = 100.0) -> Pix2Pix:
+def pix2pix_small(
+    *, in_channels: int = 5, out_channels: int = 3, l1_weight: float = 100.0, gan_weight: float = 1.0
+) -> Pix2Pix:
     """pix2pix for 32-64 px images: depth-5 U-Net of width 16, 2-layer PatchGAN of width 16."""
     return Pix2Pix(
-        in_channels, out_channels, width=16, depth=5, disc_width=16, disc_layers=2, l1_weight=l1_weight
+        in_channels,
+        out_channels,
+        width=16,
+        depth=5,
+        disc_width=16,
+        disc_layers=2,
+        l1_weight=l1_weight,
+        gan_weight=gan_weight,
     )

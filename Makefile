@@ -8,7 +8,6 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.cvlib-installed
 TORCH_PIN := $(shell grep -E '^torch==' constraints.txt)
 export PYTHONHASHSEED := 0
-export MPLBACKEND := Agg
 
 .PHONY: venv book test lint check-pairs unit nbval nb notebooks bench clean browser
 
@@ -39,8 +38,9 @@ browser:
 
 # The whole suite: lint, notebook pairs, book build (-W), unit tests + nbval over every notebook
 # (small size) + the rendered-book test, in one pytest run.
+# One thread per xdist worker: two workers on two cores, no oversubscription.
 test: venv browser lint check-pairs book
-	CVLIB_SIZE=small $(PY) -m pytest -p no:cacheprovider -n 2 --dist loadfile \
+	CVLIB_SIZE=small OMP_NUM_THREADS=1 $(PY) -m pytest -p no:cacheprovider -n 2 --dist loadfile \
 	  --nbval-lax --nbval-sanitize-with tools/nbval_sanitize.cfg tests notebooks
 
 # Regenerate one notebook's executed .ipynb from its .md: make nb NB=notebooks/ch01_knn.md

@@ -2,8 +2,10 @@
 
 Run it in an environment where torchvision imports (cvlib is pure PyTorch and imports there too):
 
-    PYTHONPATH=. /tmp/tvenv/bin/python tools/compare_torchvision.py --manifest tests/data/torchvision_manifest.json
-    PYTHONPATH=. /tmp/tvenv/bin/python tools/compare_torchvision.py --compare [--size 224] [--models resnet18 ...]
+    PYTHONPATH=. $TV/python tools/compare_torchvision.py --manifest tests/data/torchvision_manifest.json
+    PYTHONPATH=. $TV/python tools/compare_torchvision.py --compare [--size 224] [--models resnet18 ...]
+
+where ``$TV`` is that environment's ``bin`` directory (here ``/tmp/tvenv/bin``).
 
 ``--manifest`` writes the key names and shapes of every torchvision model that cvlib also has (random
 init, nothing downloaded); tests/models/test_torchvision_layout.py checks cvlib against it without
@@ -56,8 +58,10 @@ def write_manifest(path: Path, names: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # one line per model, shapes as "64x3x11x11": small and diff-friendly
     lines = [f'"{k}": {json.dumps(v)}' for k, v in out.items() if k != "models"]
-    models = [f'  "{n}": {json.dumps({k: "x".join(map(str, s)) for k, s in d.items()}, separators=(",", ":"))}'
-              for n, d in sorted(out["models"].items())]
+    models = [
+        f'  "{n}": {json.dumps({k: "x".join(map(str, s)) for k, s in d.items()}, separators=(",", ":"))}'
+        for n, d in sorted(out["models"].items())
+    ]
     path.write_text("{" + ", ".join(lines) + ', "models": {\n' + ",\n".join(models) + "\n}}\n")
     print(f"wrote {len(names)} models to {path}")
 
@@ -103,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         diff, n = compare_one(name, args.size)
         ok = diff <= TOLERANCE
         bad += not ok
-        print(f"{name:<18}{n:>14,}{diff:>14.2e}{time.perf_counter() - t0:>9.1f}  {'yes' if ok else 'NO'}", flush=True)
+        print(
+            f"{name:<18}{n:>14,}{diff:>14.2e}{time.perf_counter() - t0:>9.1f}  {'yes' if ok else 'NO'}",
+            flush=True,
+        )
     return 1 if bad else 0
 
 

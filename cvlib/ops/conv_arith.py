@@ -51,16 +51,38 @@ def _from_module(m: nn.Module, axis: int) -> list[LayerSpec]:
     if isinstance(m, nn.modules.conv._ConvNd):
         if isinstance(m.padding, str):
             raise ValueError(f"padding={m.padding!r} is not supported; give integer padding ({m})")
-        return [LayerSpec(_axis(m.kernel_size, axis), _axis(m.stride, axis), _axis(m.padding, axis),
-                          _axis(m.dilation, axis))]
+        return [
+            LayerSpec(
+                _axis(m.kernel_size, axis),
+                _axis(m.stride, axis),
+                _axis(m.padding, axis),
+                _axis(m.dilation, axis),
+            )
+        ]
     if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)):
-        return [LayerSpec(_axis(m.kernel_size, axis), _axis(m.stride, axis), _axis(m.padding, axis),
-                          _axis(m.dilation, axis), bool(m.ceil_mode))]
+        return [
+            LayerSpec(
+                _axis(m.kernel_size, axis),
+                _axis(m.stride, axis),
+                _axis(m.padding, axis),
+                _axis(m.dilation, axis),
+                bool(m.ceil_mode),
+            )
+        ]
     if isinstance(m, (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)):
-        return [LayerSpec(_axis(m.kernel_size, axis), _axis(m.stride, axis), _axis(m.padding, axis), 1,
-                          bool(m.ceil_mode))]
+        return [
+            LayerSpec(
+                _axis(m.kernel_size, axis),
+                _axis(m.stride, axis),
+                _axis(m.padding, axis),
+                1,
+                bool(m.ceil_mode),
+            )
+        ]
     kind = type(m).__module__.rsplit(".", 1)[-1]
-    if isinstance(m, _PASS_TYPES) or (type(m).__module__.startswith("torch.nn.modules") and kind in _PASS_MODULES):
+    if isinstance(m, _PASS_TYPES) or (
+        type(m).__module__.startswith("torch.nn.modules") and kind in _PASS_MODULES
+    ):
         return []
     raise ValueError(
         f"layers may hold only nn.Sequential, convolutions, max/avg pooling and size-preserving layers "
@@ -90,11 +112,15 @@ def layer_specs(layers: nn.Module | Iterable[LayerSpec | Sequence[int]], axis: i
         specs = []
         for i, s in enumerate(layers):
             if isinstance(s, int) or not 1 <= len(s) <= 5:
-                raise ValueError(f"layers[{i}] must be (kernel, stride, padding, dilation[, ceil_mode]), got {s!r}")
+                raise ValueError(
+                    f"layers[{i}] must be (kernel, stride, padding, dilation[, ceil_mode]), got {s!r}"
+                )
             specs.append(LayerSpec(*s))
     for i, s in enumerate(specs):
         if s.kernel_size < 1 or s.stride < 1 or s.dilation < 1 or s.padding < 0:
-            raise ValueError(f"layer {i} needs kernel, stride, dilation >= 1 and padding >= 0, got {tuple(s)}")
+            raise ValueError(
+                f"layer {i} needs kernel, stride, dilation >= 1 and padding >= 0, got {tuple(s)}"
+            )
     return specs
 
 
@@ -108,8 +134,9 @@ def _out(n: int, s: LayerSpec) -> int:
     return num // s.stride + 1
 
 
-def conv_output_size(in_size: int, layers: nn.Module | Iterable[LayerSpec | Sequence[int]],
-                     axis: int = 0) -> list[int]:
+def conv_output_size(
+    in_size: int, layers: nn.Module | Iterable[LayerSpec | Sequence[int]], axis: int = 0
+) -> list[int]:
     """Spatial size after each layer of a stack, along one axis.
 
     Args:
@@ -133,14 +160,17 @@ def conv_output_size(in_size: int, layers: nn.Module | Iterable[LayerSpec | Sequ
     for i, s in enumerate(layer_specs(layers, axis)):
         n_new = _out(n, s)
         if n_new < 1:
-            raise ValueError(f"layer {i} {tuple(s)} gets size {n} and would output {n_new} < 1; the input is too small")
+            raise ValueError(
+                f"layer {i} {tuple(s)} gets size {n} and would output {n_new} < 1; the input is too small"
+            )
         sizes.append(n_new)
         n = n_new
     return sizes
 
 
-def receptive_field(layers: nn.Module | Iterable[LayerSpec | Sequence[int]],
-                    axis: int = 0) -> list[tuple[int, int, float]]:
+def receptive_field(
+    layers: nn.Module | Iterable[LayerSpec | Sequence[int]], axis: int = 0
+) -> list[tuple[int, int, float]]:
     """Receptive field size, jump and start after each layer (see the module docstring).
 
     Returns:

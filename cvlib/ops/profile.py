@@ -47,12 +47,19 @@ def _meta_copy(model: nn.Module) -> nn.Module:
     memo: dict[int, object] = {}
     for t in list(model.parameters()) + list(model.buffers()):
         meta = torch.empty_like(t, device="meta")
-        memo[id(t)] = nn.Parameter(meta, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else meta
+        memo[id(t)] = (
+            nn.Parameter(meta, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else meta
+        )
     return copy.deepcopy(model, memo)
 
 
-def count_macs(model: nn.Module, input_shape: Sequence[int] = (1, 3, 224, 224), *, per_module: bool = False,
-               on_meta: bool = True) -> int | dict[str, int]:
+def count_macs(
+    model: nn.Module,
+    input_shape: Sequence[int] = (1, 3, 224, 224),
+    *,
+    per_module: bool = False,
+    on_meta: bool = True,
+) -> int | dict[str, int]:
     """Multiply-accumulates of one eval-mode forward pass at ``input_shape`` (FLOPs / 2).
 
     Args:
@@ -105,8 +112,14 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure_latency(model: nn.Module, input_shape: Sequence[int] = (1, 3, 224, 224), *,
-                    device: torch.device | str | None = None, warmup: int = 3, repeats: int = 10) -> float:
+def measure_latency(
+    model: nn.Module,
+    input_shape: Sequence[int] = (1, 3, 224, 224),
+    *,
+    device: torch.device | str | None = None,
+    warmup: int = 3,
+    repeats: int = 10,
+) -> float:
     """Median wall-clock time of one eval-mode forward pass, in milliseconds.
 
     The model is moved to ``device`` (default: where its parameters are) and run under
@@ -131,15 +144,26 @@ def measure_latency(model: nn.Module, input_shape: Sequence[int] = (1, 3, 224, 2
     return statistics.median(times)
 
 
-def measure_throughput(model: nn.Module, input_shape: Sequence[int] = (64, 3, 224, 224), *,
-                       device: torch.device | str | None = None, warmup: int = 2, repeats: int = 5) -> float:
+def measure_throughput(
+    model: nn.Module,
+    input_shape: Sequence[int] = (64, 3, 224, 224),
+    *,
+    device: torch.device | str | None = None,
+    warmup: int = 2,
+    repeats: int = 5,
+) -> float:
     """Images per second of eval-mode inference at batch size ``input_shape[0]`` (median over repeats)."""
     ms = measure_latency(model, input_shape, device=device, warmup=warmup, repeats=repeats)
     return input_shape[0] / (ms / 1e3)
 
 
-def peak_memory(model: nn.Module, input_shape: Sequence[int] = (32, 3, 224, 224), *, training: bool = True,
-                device: torch.device | str | None = None) -> int:
+def peak_memory(
+    model: nn.Module,
+    input_shape: Sequence[int] = (32, 3, 224, 224),
+    *,
+    training: bool = True,
+    device: torch.device | str | None = None,
+) -> int:
     """Memory of one forward (+ backward when ``training``) pass, in bytes.
 
     On CUDA: ``torch.cuda.max_memory_allocated`` during the pass (the allocator's peak, including

@@ -121,11 +121,15 @@ class LoaderBatches:
             )
 
 
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    return a.type == b.type and (a.index == b.index or a.index is None or b.index is None)
+
+
 def _fits(x: torch.Tensor, y: torch.Tensor, device: torch.device) -> bool:
     if device.type != "cuda":
         return True  # CPU/MPS: the tensors are in (unified) memory already
     need = x.element_size() * x.nelement() + y.element_size() * y.nelement()
-    free, _ = torch.cuda.mem_get_info(device)
+    free, _ = torch.cuda.mem_get_info(device.index)  # None: the current device
     return need < _DEVICE_FRACTION * free
 
 
@@ -163,7 +167,7 @@ def make_batches(
             raise ValueError(f"{name} is empty (0 samples)")
         if len(x) != len(y):
             raise ValueError(f"{name}: inputs and targets differ in length: {len(x)} vs {len(y)}")
-        if _fits(x, y, device):
+        if (_same_device(x.device, device) and _same_device(y.device, device)) or _fits(x, y, device):
             return TensorBatches(
                 x.to(device), y.to(device), batch_size, shuffle=shuffle, seed=seed, drop_single=drop_single
             )

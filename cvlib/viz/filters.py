@@ -27,11 +27,13 @@ __all__ = [
 ]
 
 
-def _grid(n: int, ncols: int, panel: float = 1.6, title_space: float = 0.35) -> tuple[Figure, list]:
+def _grid(
+    n: int, ncols: int, panel: float = 1.6, title_space: float = 0.35, aspect: float = 1.0
+) -> tuple[Figure, list]:
     """A figure with exactly ``n`` axes laid out in rows of ``ncols`` (unused cells removed)."""
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
-    fig = Figure(figsize=(panel * ncols, (panel + title_space) * nrows), layout="constrained")
+    fig = Figure(figsize=(panel * ncols, (panel * aspect + title_space) * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[n:]:
         fig.delaxes(ax)
@@ -41,14 +43,19 @@ def _grid(n: int, ncols: int, panel: float = 1.6, title_space: float = 0.35) -> 
     return fig, list(axes[:n])
 
 
-def _to_image(t: Tensor, *, symmetric: bool = False) -> tuple[np.ndarray, dict]:
-    """[C, H, W] or [H, W] tensor -> (array for imshow, imshow kwargs). 1 channel: colormap; 3: RGB."""
+def _to_image(t: Tensor, *, symmetric: bool = False, robust: bool = False) -> tuple[np.ndarray, dict]:
+    """[C, H, W] or [H, W] tensor -> (array for imshow, imshow kwargs). 1 channel: colormap; 3: RGB.
+
+    ``symmetric`` centres a diverging colormap on 0 at +-max|t| (+-99th percentile with ``robust``,
+    so that a few strong responses do not wash out the rest).
+    """
     t = t.detach().float().cpu()
     if t.dim() == 3 and t.shape[0] == 1:
         t = t[0]
     if t.dim() == 2:
         if symmetric:
-            m = float(t.abs().max()) or 1.0
+            a = t.abs().flatten()
+            m = float(a.kthvalue(max(1, int(0.99 * a.numel()))).values if robust else a.max()) or 1.0
             return t.numpy(), dict(cmap="RdBu_r", vmin=-m, vmax=m)
         return t.numpy(), dict(cmap="gray")
     if t.dim() == 3 and t.shape[0] == 3:
@@ -149,7 +156,8 @@ def _draw_kernel(ax, kernel: Tensor, title: str) -> None:
     m = float(k.abs().max()) or 1.0
     ax.imshow(k.numpy(), cmap="RdBu_r", vmin=-m, vmax=m)
     for (i, j), v in np.ndenumerate(k.numpy()):
-        ax.text(j, i, f"{v:.2g}", ha="center", va="center", fontsize=8)
+        colour = "white" if abs(v) > 0.6 * m else "black"
+        ax.text(j, i, f"{v:.2g}", ha="center", va="center", fontsize=8, color=colour)
     ax.set_title(title, fontsize=9)
 
 
@@ -177,7 +185,7 @@ def show_kernel_application(image: Tensor, kernel: Tensor | str, *, name: str | 
     axes[0].imshow(grey.cpu().numpy(), cmap="gray", vmin=0, vmax=1)
     axes[0].set_title("image", fontsize=9)
     _draw_kernel(axes[1], k, name or default)
-    resp, kw = _to_image(apply_kernel(grey, k), symmetric=True)
+    resp, kw = _to_image(apply_kernel(grey, k), symmetric=True, robust=True)
     axes[2].imshow(resp, **kw)
     axes[2].set_title("response", fontsize=9)
     return fig
@@ -207,14 +215,15 @@ def show_kernel_gallery(image: Tensor, names: Sequence[str] | None = None, *, nc
     """
     names = [n for n in KERNELS if n != "identity"] if names is None else list(names)
     grey = _grey(image)
-    fig, axes = _grid(len(names) + 1, ncols, panel=2.4)
+    aspect = grey.shape[0] / grey.shape[1]  # panel height / width
+    fig, axes = _grid(len(names) + 1, ncols, panel=2.4, aspect=aspect)
     axes[0].imshow(grey.cpu().numpy(), cmap="gray", vmin=0, vmax=1)
     axes[0].set_title("input", fontsize=9)
     for ax, name in zip(axes[1:], names):
         k = get_kernel(name)
         resp = apply_kernel(grey, k)
         if abs(float(k.sum())) < 1e-6:
-            img, kw = _to_image(resp, symmetric=True)
+            img, kw = _to_image(resp, symmetric=True, robust=True)
         else:
             img, kw = resp.clamp(0, 1).cpu().numpy(), dict(cmap="gray", vmin=0, vmax=1)
         ax.imshow(img, **kw)
@@ -239,7 +248,7 @@ def plot_robustness(
     """
     if not sweeps:
         raise ValueError("sweeps must not be empty")
-    fig = Figure(figsize=(4.2 * len(sweeps), 3.2), layout="constrained")
+    fig = Figure(figsize=(4.2 * len(sweeps), 3.6), layout="constrained")
     axes = fig.subplots(1, len(sweeps), squeeze=False).ravel()
     for ax, (xlabel, (xs, curves)) in zip(axes, sweeps.items()):
         for label, ys in curves.items():
@@ -250,5 +259,6 @@ def plot_robustness(
         ax.set_ylabel(ylabel)
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 4), frameon=False)
     return fig

@@ -197,7 +197,7 @@ def test_evaluate_detector_both_inputs():
     preds, targets = random_scene(6, n_img=5)
     images = torch.arange(5.0)[:, None, None, None].expand(5, 3, 4, 4).clone()
     model = _Oracle(preds).train()
-    res = evaluate_detector(model, (images, targets), batch_size=2)
+    res = evaluate_detector(model, (images, targets), batch_size=2, repeats=2)
     assert model.training  # mode restored
     ref = coco_map(preds, targets)
     assert res["map"] == ref["map"] and res["voc_map_50"] == voc_ap(preds, targets)["map"]
@@ -206,3 +206,5 @@ def test_evaluate_detector_both_inputs():
     assert evaluate_detector(model, ds, batch_size=3)["map"] == ref["map"]
     with pytest.raises(ValueError, match="same length"):
         evaluate_detector(model, (images[:2], targets))
+    with pytest.raises(ValueError, match="repeats must be >= 1"):
+        evaluate_detector(model, (images, targets), repeats=0)

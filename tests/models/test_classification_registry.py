@@ -36,7 +36,9 @@ def _input(name, batch=2):
 
 
 def _numel(model):
-    return sum(p.numel() for p in model.parameters() if not isinstance(p, torch.nn.parameter.UninitializedParameter))
+    return sum(
+        p.numel() for p in model.parameters() if not isinstance(p, torch.nn.parameter.UninitializedParameter)
+    )
 
 
 def _runs_at_32(model, name):
@@ -48,7 +50,7 @@ def _runs_at_32(model, name):
         return False
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _kwargs(name):
     """Cheapest configuration that runs at 32x32, decided on the meta device (no memory, no compute)."""
     kw = {"num_classes": K}
@@ -95,8 +97,17 @@ def test_small_input_variant_runs_at_32(name):
 
 
 def test_registry_has_the_families():
-    for name in ("lenet5", "alexnet", "vgg16_bn", "googlenet", "resnet18", "resnet50", "resnet20", "plain56",
-                 "se_resnet50"):
+    for name in (
+        "lenet5",
+        "alexnet",
+        "vgg16_bn",
+        "googlenet",
+        "resnet18",
+        "resnet50",
+        "resnet20",
+        "plain56",
+        "se_resnet50",
+    ):
         assert name in NAMES
 
 

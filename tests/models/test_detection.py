@@ -135,3 +135,19 @@ def test_match_by_iou_and_sampling():
     assert len(pos) == 4 and len(neg) == 12 and (m[pos] >= 0).all() and (m[neg] == -1).all()
     pos, neg = sample_balanced(torch.tensor([0, -1, -1]), 16, 0.5)
     assert len(pos) == 1 and len(neg) == 2
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_bf16_autocast_keeps_box_maths_in_float32(name):
+    # cvlib.train.fit runs CUDA models under bf16 autocast; the CPU autocast exercises the same casts
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=3)
+    images, targets = scene()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = model(images, targets)
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    model.eval()
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        out = model(images)
+    assert out[0]["boxes"].dtype == torch.float32

@@ -13,17 +13,35 @@ from cvlib.ops.profile import count_macs, count_parameters
 
 PUBLISHED_PARAMS = {
     "alexnet": 61_100_840,
-    "vgg11": 132_863_336, "vgg11_bn": 132_868_840, "vgg13": 133_047_848, "vgg13_bn": 133_053_736,
-    "vgg16": 138_357_544, "vgg16_bn": 138_365_992, "vgg19": 143_667_240, "vgg19_bn": 143_678_248,
-    "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032, "resnet101": 44_549_160,
+    "vgg11": 132_863_336,
+    "vgg11_bn": 132_868_840,
+    "vgg13": 133_047_848,
+    "vgg13_bn": 133_053_736,
+    "vgg16": 138_357_544,
+    "vgg16_bn": 138_365_992,
+    "vgg19": 143_667_240,
+    "vgg19_bn": 143_678_248,
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
     "resnet152": 60_192_808,
     "se_resnet50": 28_088_024,
 }
 
 # torchvision "GFLOPS" (= GMACs) at 224x224.
 PUBLISHED_GMACS = {
-    "alexnet": 0.714, "vgg11": 7.609, "vgg11_bn": 7.609, "vgg13": 11.308, "vgg16": 15.47, "vgg19": 19.632,
-    "googlenet": 1.498, "resnet18": 1.814, "resnet34": 3.664, "resnet50": 4.089, "resnet101": 7.801,
+    "alexnet": 0.714,
+    "vgg11": 7.609,
+    "vgg11_bn": 7.609,
+    "vgg13": 11.308,
+    "vgg16": 15.47,
+    "vgg19": 19.632,
+    "googlenet": 1.498,
+    "resnet18": 1.814,
+    "resnet34": 3.664,
+    "resnet50": 4.089,
+    "resnet101": 7.801,
     "resnet152": 11.514,
 }
 
@@ -45,8 +63,10 @@ def test_googlenet_params_with_and_without_aux_heads():
     assert count_parameters(_meta("googlenet")) == 6_624_904 + aux(512) + aux(528)
 
 
-@pytest.mark.parametrize(("name", "millions"), [("resnet20", 0.27), ("resnet32", 0.46), ("resnet44", 0.66),
-                                                ("resnet56", 0.85), ("resnet110", 1.7)])
+@pytest.mark.parametrize(
+    ("name", "millions"),
+    [("resnet20", 0.27), ("resnet32", 0.46), ("resnet44", 0.66), ("resnet56", 0.85), ("resnet110", 1.7)],
+)
 def test_cifar_resnets_match_table6(name, millions):
     n = count_parameters(_meta(name))
     digits = 1 if millions >= 1 else 2

@@ -80,8 +80,14 @@ def test_known_values():
 
 
 def test_module_parsing_skips_size_preserving_layers():
-    net = nn.Sequential(nn.Conv2d(3, 8, (3, 5), padding=(1, 2)), nn.BatchNorm2d(8), nn.ReLU(), nn.Dropout(),
-                        nn.Sequential(nn.MaxPool2d(2, ceil_mode=True)), nn.Identity())
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, (3, 5), padding=(1, 2)),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Dropout(),
+        nn.Sequential(nn.MaxPool2d(2, ceil_mode=True)),
+        nn.Identity(),
+    )
     assert layer_specs(net) == [LayerSpec(3, 1, 1, 1), LayerSpec(2, 2, 0, 1, True)]
     assert layer_specs(net, axis=1)[0] == LayerSpec(5, 1, 2, 1)
 

@@ -8,8 +8,13 @@ from cvlib.ops.profile import count_macs, count_parameters, measure_latency, mea
 
 
 def _net():
-    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3, stride=2, padding=1),
-                         nn.Flatten(), nn.Linear(4 * 8 * 8, 5))
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 4, 3, stride=2, padding=1),
+        nn.Flatten(),
+        nn.Linear(4 * 8 * 8, 5),
+    )
 
 
 def test_count_parameters_hand_computed_and_shared():

@@ -80,6 +80,7 @@ def test_plot_robustness():
         }
     )
     assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["MLP", "CNN"]
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [0.9, 0.5, 0.2])
     with pytest.raises(ValueError, match="has 2 values for 3 x values"):
         plot_robustness({"shift": ([0, 1, 2], {"MLP": [0.9, 0.5]})})

@@ -1,10 +1,11 @@
 """Pretrained-weight tables and loading for the classification families.
 
 A factory's ``weights=`` argument is a short tag (``"imagenet"``) looked up in that family's table of
-:class:`WeightSpec`. The file is fetched with ``cvlib.data._download.download_url`` into
-``<cache_dir>/weights/<file name>``, its sha256 checked, and loaded with ``strict=True``. torchvision
-publishes only the first 8 hex digits of each file's sha256 (in the file name), so a spec's ``sha256``
-may be such a prefix; the check then compares the prefix.
+:class:`WeightSpec`. The file is fetched into ``<cache_dir>/weights/<file name>``, its sha256 checked,
+and loaded with ``strict=True``. torchvision publishes only the first 8 hex digits of each file's
+sha256 (in the file name), so a spec's ``sha256`` may be such a prefix; the check then compares the
+prefix and the download goes through ``torch.hub.download_url_to_file`` (atomic, checks a prefix);
+full hashes go through ``cvlib.data._download.download_url``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["WeightSpec", "IMAGENET_MEAN", "IMAGENET_STD", "resolve_num_classes", "load_weights", "weights_path"]
+__all__ = [
+    "WeightSpec",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "resolve_num_classes",
+    "load_weights",
+    "weights_path",
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -46,8 +54,9 @@ class WeightSpec:
     recipe: str = "torchvision IMAGENET1K_V1"
 
 
-def resolve_num_classes(table: dict[str, WeightSpec], weights: str | None, num_classes: int | None,
-                        default: int) -> int:
+def resolve_num_classes(
+    table: dict[str, WeightSpec], weights: str | None, num_classes: int | None, default: int
+) -> int:
     """The head size to build: the weights' class count if weights are given, else ``num_classes``.
 
     Raises:
@@ -88,6 +97,17 @@ def weights_path(spec: WeightSpec) -> Path:
     return _cache_dir() / "weights" / spec.url.rsplit("/", 1)[-1]
 
 
+def _fetch(url: str, dest: Path, sha256: str) -> None:
+    """Download ``url`` to ``dest`` atomically: cvlib's downloader for full hashes; torch.hub's (which
+    checks a hash prefix) for torchvision's files, whose full sha256 is not published."""
+    if len(sha256) == 64:
+        from cvlib.data._download import download_url
+
+        download_url(url, dest, sha256)
+    else:
+        torch.hub.download_url_to_file(url, str(dest), hash_prefix=sha256, progress=True)
+
+
 def load_weights(model: nn.Module, table: dict[str, WeightSpec], weights: str) -> nn.Module:
     """Fetch (or reuse the cached copy of) ``table[weights]``, check its hash, load it with strict=True.
 
@@ -98,13 +118,13 @@ def load_weights(model: nn.Module, table: dict[str, WeightSpec], weights: str) -
     dest = weights_path(spec)
     want = spec.sha256.lower()
     if not (dest.is_file() and _sha256(dest).startswith(want)):
-        from cvlib.data._download import download_url  # engineer A's downloader (atomic, resumable)
-
         dest.parent.mkdir(parents=True, exist_ok=True)
-        download_url(spec.url, dest, sha256=want if len(want) == 64 else None)
+        _fetch(spec.url, dest, want)
         got = _sha256(dest)
         if not got.startswith(want):
-            raise ValueError(f"sha256 of {dest} is {got}, expected it to start with {want}; delete it and retry")
+            raise ValueError(
+                f"sha256 of {dest} is {got}, expected it to start with {want}; delete it and retry"
+            )
     state = torch.load(dest, map_location="cpu", weights_only=True)
     model.load_state_dict(state, strict=True)
     return model

@@ -41,8 +41,15 @@ class AlexNet(nn.Module):
     -> logits Tensor[B, K]. ``forward_features`` returns the output of each max-pool stage.
     """
 
-    def __init__(self, *, num_classes: int = 1000, dropout: float = 0.5, lrn: bool = False,
-                 small_input: bool = False, hidden: int = 4096) -> None:
+    def __init__(
+        self,
+        *,
+        num_classes: int = 1000,
+        dropout: float = 0.5,
+        lrn: bool = False,
+        small_input: bool = False,
+        hidden: int = 4096,
+    ) -> None:
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
@@ -65,8 +72,12 @@ class AlexNet(nn.Module):
         side = 2 if small_input else 6
         self.avgpool = nn.AdaptiveAvgPool2d(side)
         self.classifier = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(256 * side * side, hidden), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(256 * side * side, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
             nn.Linear(hidden, num_classes),
         )
         pools = [i for i, m in enumerate(self.features) if isinstance(m, nn.MaxPool2d)]
@@ -100,8 +111,15 @@ WEIGHTS = {"imagenet": WeightSpec(TV_URL + "alexnet-owt-7be5be79.pth", "7be5be79
 
 
 @register_model(task="classification")
-def alexnet(*, num_classes: int | None = None, weights: str | None = None, dropout: float = 0.5,
-            lrn: bool = False, small_input: bool = False, hidden: int = 4096) -> AlexNet:
+def alexnet(
+    *,
+    num_classes: int | None = None,
+    weights: str | None = None,
+    dropout: float = 0.5,
+    lrn: bool = False,
+    small_input: bool = False,
+    hidden: int = 4096,
+) -> AlexNet:
     """AlexNet (Krizhevsky et al. 2012; arXiv:1404.5997), 61,100,840 params; [B, 3, 224, 224] -> [B, K]."""
     n = resolve_num_classes(WEIGHTS, weights, num_classes, default=1000)
     if weights is not None and (lrn or small_input or hidden != 4096):

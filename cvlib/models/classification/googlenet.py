@@ -27,8 +27,15 @@ from torch import Tensor, nn
 from cvlib.models._registry import register_model
 from cvlib.models.classification._weights import TV_URL, WeightSpec, load_weights, resolve_num_classes
 
-__all__ = ["BasicConv2d", "Inception", "InceptionAux", "GoogLeNet", "GoogLeNetOutputs", "INCEPTION_TABLE",
-           "googlenet"]
+__all__ = [
+    "BasicConv2d",
+    "Inception",
+    "InceptionAux",
+    "GoogLeNet",
+    "GoogLeNetOutputs",
+    "INCEPTION_TABLE",
+    "googlenet",
+]
 
 
 class GoogLeNetOutputs(NamedTuple):
@@ -42,10 +49,13 @@ class GoogLeNetOutputs(NamedTuple):
 class BasicConv2d(nn.Module):
     """Conv (no bias) -> BN (eps 1e-3) -> ReLU, with children ``conv`` and ``bn``."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0
+    ) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False)
+        self.conv = nn.Conv2d(
+            in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False
+        )
         self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -61,15 +71,29 @@ class Inception(nn.Module):
     Shapes: Tensor[B, C_in, H, W] -> Tensor[B, ch1x1 + ch3x3 + ch5x5 + pool_proj, H, W].
     """
 
-    def __init__(self, in_channels: int, ch1x1: int, ch3x3red: int, ch3x3: int, ch5x5red: int, ch5x5: int,
-                 pool_proj: int, branch3_kernel: int = 3) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        ch1x1: int,
+        ch3x3red: int,
+        ch3x3: int,
+        ch5x5red: int,
+        ch5x5: int,
+        pool_proj: int,
+        branch3_kernel: int = 3,
+    ) -> None:
         super().__init__()
         self.branch1 = BasicConv2d(in_channels, ch1x1, 1)
-        self.branch2 = nn.Sequential(BasicConv2d(in_channels, ch3x3red, 1), BasicConv2d(ch3x3red, ch3x3, 3, padding=1))
-        self.branch3 = nn.Sequential(BasicConv2d(in_channels, ch5x5red, 1),
-                                     BasicConv2d(ch5x5red, ch5x5, branch3_kernel, padding=branch3_kernel // 2))
-        self.branch4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True),
-                                     BasicConv2d(in_channels, pool_proj, 1))
+        self.branch2 = nn.Sequential(
+            BasicConv2d(in_channels, ch3x3red, 1), BasicConv2d(ch3x3red, ch3x3, 3, padding=1)
+        )
+        self.branch3 = nn.Sequential(
+            BasicConv2d(in_channels, ch5x5red, 1),
+            BasicConv2d(ch5x5red, ch5x5, branch3_kernel, padding=branch3_kernel // 2),
+        )
+        self.branch4 = nn.Sequential(
+            nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True), BasicConv2d(in_channels, pool_proj, 1)
+        )
         self.out_channels = ch1x1 + ch3x3 + ch5x5 + pool_proj
 
     def forward(self, x: Tensor) -> Tensor:
@@ -126,8 +150,16 @@ class GoogLeNet(nn.Module):
     ``forward_features`` returns the outputs of conv3 (after maxpool2), inception3b, 4e and 5b.
     """
 
-    def __init__(self, *, num_classes: int = 1000, aux_logits: bool = True, transform_input: bool = False,
-                 dropout: float = 0.2, small_input: bool = False, branch3_kernel: int = 3) -> None:
+    def __init__(
+        self,
+        *,
+        num_classes: int = 1000,
+        aux_logits: bool = True,
+        transform_input: bool = False,
+        dropout: float = 0.2,
+        small_input: bool = False,
+        branch3_kernel: int = 3,
+    ) -> None:
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
@@ -213,8 +245,15 @@ WEIGHTS = {"imagenet": WeightSpec(TV_URL + "googlenet-1378be20.pth", "1378be20",
 
 
 @register_model(task="classification")
-def googlenet(*, num_classes: int | None = None, weights: str | None = None, aux_logits: bool = True,
-              dropout: float = 0.2, small_input: bool = False, branch3_kernel: int = 3) -> GoogLeNet:
+def googlenet(
+    *,
+    num_classes: int | None = None,
+    weights: str | None = None,
+    aux_logits: bool = True,
+    dropout: float = 0.2,
+    small_input: bool = False,
+    branch3_kernel: int = 3,
+) -> GoogLeNet:
     """GoogLeNet (arXiv:1409.4842), 6,624,904 params without aux heads; [B, 3, 224, 224] -> [B, K].
 
     With ``weights="imagenet"`` ``transform_input`` is switched on, as torchvision does; the aux heads
@@ -222,8 +261,13 @@ def googlenet(*, num_classes: int | None = None, weights: str | None = None, aux
     """
     n = resolve_num_classes(WEIGHTS, weights, num_classes, default=1000)
     if weights is None:
-        return GoogLeNet(num_classes=n, aux_logits=aux_logits, dropout=dropout, small_input=small_input,
-                         branch3_kernel=branch3_kernel)
+        return GoogLeNet(
+            num_classes=n,
+            aux_logits=aux_logits,
+            dropout=dropout,
+            small_input=small_input,
+            branch3_kernel=branch3_kernel,
+        )
     if small_input or branch3_kernel != 3:
         raise ValueError("weights need the torchvision layout: small_input=False, branch3_kernel=3")
     model = load_weights(GoogLeNet(num_classes=n, transform_input=True, dropout=dropout), WEIGHTS, weights)

@@ -27,9 +27,21 @@ __all__ = ["C3_TABLE", "SparseC3", "LeNet5", "lenet5"]
 
 # LeCun et al. 1998, Table I: the S2 maps each C3 map is connected to.
 C3_TABLE: tuple[tuple[int, ...], ...] = (
-    (0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (4, 5, 0), (5, 0, 1),
-    (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (3, 4, 5, 0), (4, 5, 0, 1), (5, 0, 1, 2),
-    (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5),
+    (0, 1, 2),
+    (1, 2, 3),
+    (2, 3, 4),
+    (3, 4, 5),
+    (4, 5, 0),
+    (5, 0, 1),
+    (0, 1, 2, 3),
+    (1, 2, 3, 4),
+    (2, 3, 4, 5),
+    (3, 4, 5, 0),
+    (4, 5, 0, 1),
+    (5, 0, 1, 2),
+    (0, 1, 3, 4),
+    (1, 2, 4, 5),
+    (0, 2, 3, 5),
     (0, 1, 2, 3, 4, 5),
 )
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
@@ -70,8 +82,16 @@ class LeNet5(nn.Module):
     ``forward_features`` returns S2 [B, 6, 14, 14] and S4 [B, 16, 5, 5].
     """
 
-    def __init__(self, *, num_classes: int = 10, in_channels: int = 1, activation: str = "tanh",
-                 pool: str = "avg", c3_table: bool = False, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        activation: str = "tanh",
+        pool: str = "avg",
+        c3_table: bool = False,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         if activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {tuple(_ACTIVATIONS)}, got {activation!r}")
@@ -93,7 +113,10 @@ class LeNet5(nn.Module):
         self.act6 = act()
         self.drop7 = nn.Dropout(dropout)
         self.output = nn.Linear(84, num_classes)
-        self.feature_info = [dict(channels=6, reduction=2, module="s2"), dict(channels=16, reduction=4, module="s4")]
+        self.feature_info = [
+            dict(channels=6, reduction=2, module="s2"),
+            dict(channels=16, reduction=4, module="s4"),
+        ]
 
     def forward_features(self, x: Tensor) -> list[Tensor]:
         """S2 and S4 maps: Tensor[B, 6, 14, 14], Tensor[B, 16, 5, 5] for a 32x32 input."""
@@ -114,9 +137,23 @@ class LeNet5(nn.Module):
 
 
 @register_model(task="classification")
-def lenet5(*, num_classes: int = 10, in_channels: int = 1, activation: str = "tanh", pool: str = "avg",
-           c3_table: bool = False, dropout: float = 0.0, small_input: bool = True) -> LeNet5:
+def lenet5(
+    *,
+    num_classes: int = 10,
+    in_channels: int = 1,
+    activation: str = "tanh",
+    pool: str = "avg",
+    c3_table: bool = False,
+    dropout: float = 0.0,
+    small_input: bool = True,
+) -> LeNet5:
     """LeNet-5 (LeCun et al. 1998): [B, in_channels, 32, 32] -> [B, K]; 61,706 params for K=10
     (60,806 with ``c3_table=True``). ``small_input`` is accepted for the registry contract (always 32x32)."""
-    return LeNet5(num_classes=num_classes, in_channels=in_channels, activation=activation, pool=pool,
-                  c3_table=c3_table, dropout=dropout)
+    return LeNet5(
+        num_classes=num_classes,
+        in_channels=in_channels,
+        activation=activation,
+        pool=pool,
+        c3_table=c3_table,
+        dropout=dropout,
+    )

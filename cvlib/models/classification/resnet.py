@@ -46,8 +46,14 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-                 norm_layer: NormLayer = nn.BatchNorm2d) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+    ) -> None:
         super().__init__()
         self.conv1 = conv3x3(in_channels, planes, stride)
         self.bn1 = norm_layer(planes)
@@ -74,8 +80,14 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-                 norm_layer: NormLayer = nn.BatchNorm2d) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+    ) -> None:
         super().__init__()
         self.conv1 = conv1x1(in_channels, planes)
         self.bn1 = norm_layer(planes)
@@ -116,9 +128,17 @@ class ResNet(nn.Module):
     ``small_input``).
     """
 
-    def __init__(self, block: type[BasicBlock] | type[Bottleneck], layers: tuple[int, ...], *,
-                 num_classes: int = 1000, zero_init_residual: bool = False, small_input: bool = False,
-                 in_channels: int = 3, norm_layer: NormLayer = nn.BatchNorm2d) -> None:
+    def __init__(
+        self,
+        block: type[BasicBlock] | type[Bottleneck],
+        layers: tuple[int, ...],
+        *,
+        num_classes: int = 1000,
+        zero_init_residual: bool = False,
+        small_input: bool = False,
+        in_channels: int = 3,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+    ) -> None:
         super().__init__()
         if len(layers) != 4 or any(n < 1 for n in layers):
             raise ValueError(f"layers must be 4 positive block counts, got {tuple(layers)}")
@@ -147,12 +167,15 @@ class ResNet(nn.Module):
         ]
         self._init_weights(zero_init_residual)
 
-    def _make_layer(self, block: type[BasicBlock] | type[Bottleneck], planes: int, n: int,
-                    stride: int = 1) -> nn.Sequential:
+    def _make_layer(
+        self, block: type[BasicBlock] | type[Bottleneck], planes: int, n: int, stride: int = 1
+    ) -> nn.Sequential:
         downsample = None
         if stride != 1 or self.in_planes != planes * block.expansion:
-            downsample = nn.Sequential(conv1x1(self.in_planes, planes * block.expansion, stride),
-                                       self._norm_layer(planes * block.expansion))
+            downsample = nn.Sequential(
+                conv1x1(self.in_planes, planes * block.expansion, stride),
+                self._norm_layer(planes * block.expansion),
+            )
         blocks = [block(self.in_planes, planes, stride, downsample, self._norm_layer)]
         self.in_planes = planes * block.expansion
         blocks += [block(self.in_planes, planes, norm_layer=self._norm_layer) for _ in range(1, n)]
@@ -173,7 +196,7 @@ class ResNet(nn.Module):
                     nn.init.zeros_(last.weight)
 
     def stem(self, x: Tensor) -> Tensor:
-        """conv1 -> bn1 -> relu -> maxpool: Tensor[B, C, H, W] -> Tensor[B, 64, H/4, W/4] (H with small_input)."""
+        """conv1, bn1, relu, maxpool: Tensor[B, C, H, W] -> Tensor[B, 64, H/4, W/4] (H, W if small_input)."""
         return self.maxpool(self.relu(self.bn1(self.conv1(x))))
 
     def forward_features(self, x: Tensor) -> list[Tensor]:
@@ -201,8 +224,9 @@ WEIGHTS: dict[str, dict[str, WeightSpec]] = {
     "resnet34": {"imagenet": WeightSpec(TV_URL + "resnet34-b627a593.pth", "b627a593", top1=73.314)},
     "resnet50": {
         "imagenet": WeightSpec(TV_URL + "resnet50-0676ba61.pth", "0676ba61", top1=76.130),
-        "imagenet_v2": WeightSpec(TV_URL + "resnet50-11ad3fa6.pth", "11ad3fa6", top1=80.858,
-                                  recipe="torchvision IMAGENET1K_V2"),
+        "imagenet_v2": WeightSpec(
+            TV_URL + "resnet50-11ad3fa6.pth", "11ad3fa6", top1=80.858, recipe="torchvision IMAGENET1K_V2"
+        ),
     },
     "resnet101": {"imagenet": WeightSpec(TV_URL + "resnet101-63fe2227.pth", "63fe2227", top1=77.374)},
     "resnet152": {"imagenet": WeightSpec(TV_URL + "resnet152-394f9c45.pth", "394f9c45", top1=78.312)},

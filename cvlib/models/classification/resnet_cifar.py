@@ -21,9 +21,18 @@ from torch import Tensor, nn
 from cvlib.models._registry import register_model
 
 __all__ = [
-    "CifarBlock", "CifarResNet",
-    "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
-    "plain20", "plain32", "plain44", "plain56", "plain110",
+    "CifarBlock",
+    "CifarResNet",
+    "resnet20",
+    "resnet32",
+    "resnet44",
+    "resnet56",
+    "resnet110",
+    "plain20",
+    "plain32",
+    "plain44",
+    "plain56",
+    "plain110",
 ]
 
 
@@ -75,8 +84,15 @@ class CifarResNet(nn.Module):
     ``forward_features`` returns the three stage outputs at reductions 1, 2, 4.
     """
 
-    def __init__(self, depth: int, *, num_classes: int = 10, shortcut: bool = True, in_channels: int = 3,
-                 widths: tuple[int, int, int] = (16, 32, 64)) -> None:
+    def __init__(
+        self,
+        depth: int,
+        *,
+        num_classes: int = 10,
+        shortcut: bool = True,
+        in_channels: int = 3,
+        widths: tuple[int, int, int] = (16, 32, 64),
+    ) -> None:
         super().__init__()
         if depth < 8 or (depth - 2) % 6:
             raise ValueError(f"depth must be 6n + 2 with n >= 1 (20, 32, 44, 56, 110), got {depth}")
@@ -95,7 +111,9 @@ class CifarResNet(nn.Module):
             c = w
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(widths[-1], num_classes)
-        self.feature_info = [dict(channels=w, reduction=2**i, module=f"layer{i + 1}") for i, w in enumerate(widths)]
+        self.feature_info = [
+            dict(channels=w, reduction=2**i, module=f"layer{i + 1}") for i, w in enumerate(widths)
+        ]
         for m in self.modules():  # He et al. 2015 (arXiv:1502.01852) init, as the paper says
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -26,8 +26,14 @@ class SEBottleneck(Bottleneck):
     Shapes: Tensor[B, C_in, H, W] -> Tensor[B, 4 * planes, H / stride, W / stride].
     """
 
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-                 norm_layer: NormLayer = nn.BatchNorm2d) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+    ) -> None:
         super().__init__(in_channels, planes, stride, downsample, norm_layer)
         c = planes * self.expansion
         self.se = SqueezeExcite(c, c // SE_REDUCTION)
@@ -38,11 +44,18 @@ class SEBottleneck(Bottleneck):
 
 
 @register_model(task="classification")
-def se_resnet50(*, num_classes: int = 1000, small_input: bool = False, zero_init_residual: bool = False) -> ResNet:
+def se_resnet50(
+    *, num_classes: int = 1000, small_input: bool = False, zero_init_residual: bool = False
+) -> ResNet:
     """SE-ResNet-50 (arXiv:1709.01507), 28,088,024 params; [B, 3, 224, 224] -> [B, K].
 
     The per-channel gates of block ``layerS.i`` are ``model.layerS[i].se.scale(residual)``,
     Tensor[B, C, 1, 1] in (0, 1).
     """
-    return ResNet(SEBottleneck, (3, 4, 6, 3), num_classes=num_classes, small_input=small_input,
-                  zero_init_residual=zero_init_residual)
+    return ResNet(
+        SEBottleneck,
+        (3, 4, 6, 3),
+        num_classes=num_classes,
+        small_input=small_input,
+        zero_init_residual=zero_init_residual,
+    )

@@ -19,15 +19,48 @@ from torch import Tensor, nn
 from cvlib.models._registry import register_model
 from cvlib.models.classification._weights import TV_URL, WeightSpec, load_weights, resolve_num_classes
 
-__all__ = ["VGG", "CONFIGS", "make_features", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn",
-           "vgg19", "vgg19_bn"]
+__all__ = [
+    "VGG",
+    "CONFIGS",
+    "make_features",
+    "vgg11",
+    "vgg11_bn",
+    "vgg13",
+    "vgg13_bn",
+    "vgg16",
+    "vgg16_bn",
+    "vgg19",
+    "vgg19_bn",
+]
 
 # The paper's Table 1, columns A (11), B (13), D (16), E (19); "M" = 2x2 max-pool.
 CONFIGS: dict[str, list[int | str]] = {
     "A": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "B": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "D": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
-    "E": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+    "E": [
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+    ],
 }
 
 
@@ -61,8 +94,15 @@ class VGG(nn.Module):
     ``forward_features`` returns the output of each of the five max-pools (reductions 2 ... 32).
     """
 
-    def __init__(self, cfg: list[int | str], *, num_classes: int = 1000, batch_norm: bool = False,
-                 dropout: float = 0.5, small_input: bool = False) -> None:
+    def __init__(
+        self,
+        cfg: list[int | str],
+        *,
+        num_classes: int = 1000,
+        batch_norm: bool = False,
+        dropout: float = 0.5,
+        small_input: bool = False,
+    ) -> None:
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
@@ -70,8 +110,12 @@ class VGG(nn.Module):
         side, hidden = (1, 512) if small_input else (7, 4096)
         self.avgpool = nn.AdaptiveAvgPool2d(side)
         self.classifier = nn.Sequential(
-            nn.Linear(512 * side * side, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(512 * side * side, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
             nn.Linear(hidden, num_classes),
         )
         self._pool_idx = [i for i, m in enumerate(self.features) if isinstance(m, nn.MaxPool2d)]
@@ -115,15 +159,26 @@ def _spec(file: str, top1: float) -> dict[str, WeightSpec]:
 
 
 WEIGHTS = {
-    "vgg11": _spec("vgg11-8a719046.pth", 69.020), "vgg11_bn": _spec("vgg11_bn-6002323d.pth", 70.370),
-    "vgg13": _spec("vgg13-19584684.pth", 69.928), "vgg13_bn": _spec("vgg13_bn-abd245e5.pth", 71.586),
-    "vgg16": _spec("vgg16-397923af.pth", 71.592), "vgg16_bn": _spec("vgg16_bn-6c64b313.pth", 73.360),
-    "vgg19": _spec("vgg19-dcbb9e9d.pth", 72.376), "vgg19_bn": _spec("vgg19_bn-c79401a0.pth", 74.218),
+    "vgg11": _spec("vgg11-8a719046.pth", 69.020),
+    "vgg11_bn": _spec("vgg11_bn-6002323d.pth", 70.370),
+    "vgg13": _spec("vgg13-19584684.pth", 69.928),
+    "vgg13_bn": _spec("vgg13_bn-abd245e5.pth", 71.586),
+    "vgg16": _spec("vgg16-397923af.pth", 71.592),
+    "vgg16_bn": _spec("vgg16_bn-6c64b313.pth", 73.360),
+    "vgg19": _spec("vgg19-dcbb9e9d.pth", 72.376),
+    "vgg19_bn": _spec("vgg19_bn-c79401a0.pth", 74.218),
 }
 
 
-def _vgg(arch: str, cfg: str, batch_norm: bool, num_classes: int | None, weights: str | None,
-         dropout: float, small_input: bool) -> VGG:
+def _vgg(
+    arch: str,
+    cfg: str,
+    batch_norm: bool,
+    num_classes: int | None,
+    weights: str | None,
+    dropout: float,
+    small_input: bool,
+) -> VGG:
     table = WEIGHTS[arch]
     n = resolve_num_classes(table, weights, num_classes, default=1000)
     if weights is not None and small_input:
@@ -133,56 +188,96 @@ def _vgg(arch: str, cfg: str, batch_norm: bool, num_classes: int | None, weights
 
 
 @register_model(task="classification")
-def vgg11(*, num_classes: int | None = None, weights: str | None = None, dropout: float = 0.5,
-          small_input: bool = False) -> VGG:
+def vgg11(
+    *,
+    num_classes: int | None = None,
+    weights: str | None = None,
+    dropout: float = 0.5,
+    small_input: bool = False,
+) -> VGG:
     """VGG-11, column A (arXiv:1409.1556), 132,863,336 params; [B, 3, 224, 224] -> [B, K]."""
     return _vgg("vgg11", "A", False, num_classes, weights, dropout, small_input)
 
 
 @register_model(task="classification")
-def vgg11_bn(*, num_classes: int | None = None, weights: str | None = None, dropout: float = 0.5,
-             small_input: bool = False) -> VGG:
+def vgg11_bn(
+    *,
+    num_classes: int | None = None,
+    weights: str | None = None,
+    dropout: float = 0.5,
+    small_input: bool = False,
+) -> VGG:
     """VGG-11 with BN (arXiv:1409.1556), 132,868,840 params; [B, 3, 224, 224] -> [B, K]."""
     return _vgg("vgg11_bn", "A", True, num_classes, weights, dropout, small_input)
 
 
 @register_model(task="classification")
-def vgg13(*, num_classes: int | None = None, weights: str | None = None, dropout: float = 0.5,
-          small_input: bool = False) -> VGG:
+def vgg13(
+    *,
+    num_classes: int | None = None,
+    weights: str | None = None,
+    dropout: float = 0.5,
+    small_input: bool = False,
+) -> VGG:
     """VGG-13, column B (arXiv:1409.1556), 133,047,848 params; [B, 3, 224, 224] -> [B, K]."""
     return _vgg("vgg13", "B", False, num_classes, weights, dropout, small_input)
 
 
 @register_model(task="classification")
-def vgg13_bn(*, num_classes: int | None = None, weights: str | None = None, dropout: float = 0.5,
-             small_input: bool = False) -> VGG:
+def vgg13_bn(
+    *,
+    num_classes: int | None = None,
+    weights: str | None = None,
+    dropout: float = 0.5,
+    small_input: bool = False,
+) -> VGG:
     """VGG-13 with BN (arXiv:1409.1556), 133,053,736 params; [B, 3, 224, 224] -> [B, K]."""
     return _vgg("vgg13_bn", "B", True, num_classes, weights, dropout, small_input)
 
 
 @register_model(task="classification")
-def vgg16(*, num_classes: int | None = None, weights: str | None = None, dropout: float = 0.5,
-          small_input: bool = False) -> VGG:
+def vgg16(
+    *,
+    num_classes: int | None = None,
+    weights: str | None = None,
+    dropout: float = 0.5,
+    small_input: bool = False,
+) -> VGG:
     """VGG-16, column D (arXiv:1409.1556), 138,357,544 params; [B, 3, 224, 224] -> [B, K]."""
     return _vgg("vgg16", "D", False, num_classes, weights, dropout, small_input)
 
 
 @register_model(task="classification")
-def vgg16_bn(*, num_classes: int | None = None, weights: str | None = None, dropout: float = 0.5,
-             small_input: bool = False) -> VGG:
+def vgg16_bn(
+    *,
+    num_classes: int | None = None,
+    weights: str | None = None,
+    dropout: float = 0.5,
+    small_input: bool = False,
+) -> VGG:
     """VGG-16 with BN (arXiv:1409.1556), 138,365,992 params; [B, 3, 224, 224] -> [B, K]."""
     return _vgg("vgg16_bn", "D", True, num_classes, weights, dropout, small_input)
 
 
 @register_model(task="classification")
-def vgg19(*, num_classes: int | None = None, weights: str | None = None, dropout: float = 0.5,
-          small_input: bool = False) -> VGG:
+def vgg19(
+    *,
+    num_classes: int | None = None,
+    weights: str | None = None,
+    dropout: float = 0.5,
+    small_input: bool = False,
+) -> VGG:
     """VGG-19, column E (arXiv:1409.1556), 143,667,240 params; [B, 3, 224, 224] -> [B, K]."""
     return _vgg("vgg19", "E", False, num_classes, weights, dropout, small_input)
 
 
 @register_model(task="classification")
-def vgg19_bn(*, num_classes: int | None = None, weights: str | None = None, dropout: float = 0.5,
-             small_input: bool = False) -> VGG:
+def vgg19_bn(
+    *,
+    num_classes: int | None = None,
+    weights: str | None = None,
+    dropout: float = 0.5,
+    small_input: bool = False,
+) -> VGG:
     """VGG-19 with BN (arXiv:1409.1556), 143,678,248 params; [B, 3, 224, 224] -> [B, K]."""
     return _vgg("vgg19_bn", "E", True, num_classes, weights, dropout, small_input)

@@ -100,7 +100,9 @@ class RegionProposalNetwork(nn.Module):
 
     def forward(self, image_size: tuple[int, int], feats: list[Tensor], targets: list[dict] | None):
         logits, deltas = self.head(feats)
-        anchors = self.anchor_generator(image_size, feats, device=logits.device, dtype=deltas.dtype)
+        # anchors in float32 at least, also under bf16/fp16 autocast (pixel coordinates need the mantissa)
+        dtype = torch.promote_types(deltas.dtype, torch.float32)
+        anchors = self.anchor_generator(image_size, feats, device=logits.device, dtype=dtype)
         level = torch.cat([torch.full((len(a),), i, device=logits.device) for i, a in enumerate(anchors)])
         anchors = torch.cat(anchors)  # [N, 4]
         mode = 0 if self.training else 1
@@ -135,7 +137,7 @@ class RegionProposalNetwork(nn.Module):
             n = sampled.sum().clamp(min=1)
             losses["loss_objectness"] = F.binary_cross_entropy_with_logits(logits[sampled], labels[sampled])
             losses["loss_rpn_box_reg"] = (
-                F.smooth_l1_loss(deltas[pos], reg_t[pos], beta=1 / 9, reduction="sum") / n
+                F.smooth_l1_loss(deltas[pos].to(reg_t.dtype), reg_t[pos], beta=1 / 9, reduction="sum") / n
             )
         return proposals, losses
 
@@ -305,9 +307,9 @@ class FasterRCNN(nn.Module):
             losses["loss_classifier"] = F.cross_entropy(class_logits, labels)
             pos = (labels > 0).nonzero().flatten()
             pred = deltas[pos, labels[pos]]  # class-specific regression: [P, 4]
-            losses["loss_box_reg"] = F.smooth_l1_loss(pred, reg_t[pos], beta=1 / 9, reduction="sum") / max(
-                labels.numel(), 1
-            )
+            losses["loss_box_reg"] = F.smooth_l1_loss(
+                pred.to(reg_t.dtype), reg_t[pos], beta=1 / 9, reduction="sum"
+            ) / max(labels.numel(), 1)
             return losses
         return self._postprocess(class_logits, deltas, proposals, sizes)
 

@@ -173,7 +173,7 @@ class FCOS(nn.Module):
             targets = check_targets(targets, images.shape[0], self.num_classes)
         feats = self.features(images)
         cls, dist, ctr = self.head(feats, self.features.strides)  # [B, P, K], [B, P, 4], [B, P]
-        pts, strides, level, ranges = self._points(feats, dist.dtype)
+        pts, strides, level, ranges = self._points(feats, torch.promote_types(dist.dtype, torch.float32))
         if self.training:
             return self._losses(cls, dist, ctr, pts, strides, ranges, targets)
         return self._postprocess(cls, dist, ctr, pts, level, sizes)

@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default=None, help="cpu / cuda / mps (default: cvlib.get_device())")
     ap.add_argument("--steps", type=int, default=None, help="timed steps per run (default: see STEPS)")
-    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--models", default="resnet18,lenet5")
     ap.add_argument("--no-knn", action="store_true")
     ap.add_argument("--out", default=str(HERE / "results.json"))

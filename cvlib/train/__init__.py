@@ -10,10 +10,12 @@ from cvlib.runtime import get_device
 from cvlib.train.amp import autocast_for, grad_scaler_for, use_channels_last
 from cvlib.train.checkpoint import load_checkpoint, load_or_train, save_checkpoint
 from cvlib.train.data import detection_collate
+from cvlib.train.distill import Distiller, kd_loss
 from cvlib.train.loop import History, default_loss, evaluate, fit, predict
 from cvlib.train.optim import create_optimizer, create_scheduler, param_groups
 
 __all__ = [
+    "Distiller",
     "History",
     "autocast_for",
     "create_optimizer",
@@ -24,6 +26,7 @@ __all__ = [
     "fit",
     "get_device",
     "grad_scaler_for",
+    "kd_loss",
     "load_checkpoint",
     "load_or_train",
     "param_groups",

@@ -400,10 +400,10 @@ def fit(
             seen = 0
             bad_step = torch.full((), -1, device=dev, dtype=torch.long) if is_cuda else None
             for step, (x, y) in enumerate(batches):
-                if cl:
-                    x = _to_channels_last(x)
                 if augment is not None:
                     x, y = augment(x, y)
+                if cl:
+                    x = _to_channels_last(x)  # after augment, which may return contiguous tensors
                 _, ctx = autocast_for(dev, amp)
                 with ctx:
                     if takes_targets:

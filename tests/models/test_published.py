@@ -26,3 +26,15 @@ def test_published_entry_matches_cvlib_model(name):
 def test_unknown_name():
     with pytest.raises(ValueError, match="no published figures"):
         published("resnet9000")
+
+
+@pytest.mark.parametrize("width", [0.35, 0.5, 0.75, 1.0, 1.4])
+def test_mobilenet_v2_width_table_matches_cvlib_macs(width):
+    from cvlib.models.classification._published import MOBILENET_V2_WIDTHS
+
+    mmacs, mparams, _ = MOBILENET_V2_WIDTHS[width]
+    with torch.device("meta"):
+        model = create_model("mobilenet_v2", width_mult=width)
+    assert abs(count_macs(model) / 1e6 - mmacs) / mmacs < 0.01
+    # the reference counts parameters slightly differently (within 2% of cvlib's = torchvision's)
+    assert abs(sum(p.numel() for p in model.parameters()) / 1e6 - mparams) / mparams < 0.02

@@ -213,3 +213,8 @@ def test_matches_torchvision_when_available(offset_groups, use_mask, groups):
     got = deform_conv2d(x, offset, weight, bias, stride=2, padding=1, dilation=1, mask=mask)
     ref = tvops.deform_conv2d(x, offset, weight, bias, stride=2, padding=1, dilation=1, mask=mask)
     torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_empty_batch_gives_empty_output():
+    y = deform_conv2d(torch.randn(0, 4, 6, 6), torch.zeros(0, 18, 4, 4), torch.randn(2, 4, 3, 3))
+    assert y.shape == (0, 2, 4, 4)

@@ -64,3 +64,16 @@ def test_errors():
         apply_kernel(torch.rand(4, 4), "identity", padding="full")
     with pytest.raises(ValueError, match=r"images must be \[B, C, H, W\]"):
         apply_kernel(torch.rand(4), "identity")
+
+
+def test_follows_the_input_dtype():
+    x = torch.rand(1, 2, 5, 5, dtype=torch.float64)
+    out = apply_kernel(x, "gaussian_blur", padding_mode="zeros")
+    assert out.dtype == torch.float64
+    # zero padding: a corner pixel of a constant image keeps only 4/16 + 2/16 + 2/16 + 1/16 of its value
+    torch.testing.assert_close(
+        apply_kernel(torch.ones(1, 1, 4, 4, dtype=torch.float64), "gaussian_blur", padding_mode="zeros")[
+            0, 0, 0, 0
+        ],
+        torch.tensor(9 / 16, dtype=torch.float64),
+    )

@@ -288,3 +288,80 @@ def test_bad_options(kw, match):
     x, y = _data(32)
     with pytest.raises(ValueError, match=match):
         fit(_mlp(), (x, y), device="cpu", progress=False, **kw)
+
+
+def test_progress_bar_shows_live_loss(capsys):
+    x, y = _data(64)
+    fit(_mlp(), (x, y), (x, y), epochs=1, batch_size=32, device="cpu", progress=True)
+    err = capsys.readouterr().err
+    assert "fit" in err and "loss=" in err and "val_accuracy=" in err
+
+
+def test_forced_bf16_autocast_on_cpu_and_named_metrics():
+    x, y = _data()
+    h = fit(
+        _mlp(),
+        (x, y),
+        (x, y),
+        epochs=1,
+        batch_size=32,
+        amp="bf16",
+        metrics=("accuracy", "top2"),
+        device="cpu",
+        progress=False,
+    )
+    assert all(torch.isfinite(torch.tensor(v)).all() for v in h.history.values())
+    assert h.history["val_top2"][0] >= h.history["val_accuracy"][0]
+
+
+def test_segmentation_metric_names_resolved_with_num_classes():
+    pytest.importorskip("cvlib.metrics.segmentation")
+    torch.manual_seed(0)
+    x = torch.randn(8, 1, 6, 6)
+    t = (x[:, 0] > 0).long()
+    res = evaluate(nn.Conv2d(1, 2, 1), (x, t), metrics=("pixel_accuracy", "miou"))
+    assert 0.0 <= res["miou"] <= 1.0 and 0.0 <= res["pixel_accuracy"] <= 1.0
+
+
+class BoxCounter(nn.Module):
+    """Detection-style toy: targets are lists of dicts; training returns a loss dict."""
+
+    takes_targets = True
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def forward(self, images, targets=None):
+        if self.training:
+            n = torch.tensor([float(len(t["boxes"])) for t in targets])
+            return {"count": ((self.w * images.mean((1, 2, 3)) - n) ** 2).mean()}
+        return [{"count": self.w * im.mean()} for im in images]
+
+
+def test_detection_style_dataset_with_collate():
+    from cvlib.train import detection_collate
+
+    class DS(torch.utils.data.Dataset):
+        def __len__(self):
+            return 6
+
+        def __getitem__(self, i):
+            return torch.ones(3, 4, 4), {
+                "boxes": torch.zeros(i % 3, 4),
+                "labels": torch.ones(i % 3, dtype=torch.long),
+            }
+
+    h = fit(
+        BoxCounter(),
+        DS(),
+        epochs=2,
+        batch_size=3,
+        lr=0.1,
+        collate_fn=detection_collate,
+        device="cpu",
+        progress=False,
+    )
+    assert set(h.history) >= {"train_loss", "train_count"}
+    preds = predict(BoxCounter(), torch.ones(5, 3, 4, 4), batch_size=2)
+    assert isinstance(preds, list) and len(preds) == 5

@@ -5,6 +5,9 @@ Sources:
 - torchvision model cards (``torchvision.models.<Arch>_Weights.IMAGENET1K_V1.meta``, torchvision 0.29):
   ``acc@1``/``acc@5`` (single centre crop, 224 px unless ``eval_size`` says otherwise), ``num_params``
   and ``_ops`` (GFLOPS in torchvision's table, which are multiply-accumulates, GMACs).
+- MobileNetV2 width multipliers (:data:`MOBILENET_V2_WIDTHS`): the table of the authors' reference
+  implementation (TensorFlow-slim ``nets/mobilenet/README.md``, 224 px): MACs (millions), parameters
+  (millions, their counting) and top-1 (%).
 - SE-ResNet-50, which torchvision does not ship: Hu et al. 2018 ("Squeeze-and-Excitation Networks",
   arXiv:1709.01507), Table 2, single 224 crop (top-1 error 23.29%, top-5 error 6.62%, 3.87 GFLOPs as
   MACs); the parameter count is that of the architecture (the paper rounds it to 28.1M).
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["PublishedResult", "PUBLISHED", "published"]
+__all__ = ["PublishedResult", "PUBLISHED", "MOBILENET_V2_WIDTHS", "published"]
 
 _TV = "torchvision model card (IMAGENET1K_V1)"
 
@@ -54,6 +57,15 @@ PUBLISHED: dict[str, PublishedResult] = {
     "efficientnet_b5": PublishedResult(83.444, 96.628, 30_389_784, 10.266, eval_size=456),
     "efficientnet_b6": PublishedResult(84.008, 96.916, 43_040_704, 19.068, eval_size=528),
     "efficientnet_b7": PublishedResult(84.122, 96.908, 66_347_960, 37.746, eval_size=600),
+}
+
+# width_mult -> (MMACs, parameters in millions, top-1 %), MobileNetV2 at 224 px (reference implementation).
+MOBILENET_V2_WIDTHS: dict[float, tuple[int, float, float]] = {
+    0.35: (59, 1.66, 60.3),
+    0.5: (97, 1.95, 65.4),
+    0.75: (209, 2.61, 69.8),
+    1.0: (300, 3.47, 71.8),
+    1.4: (582, 6.06, 75.0),
 }
 
 

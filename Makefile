@@ -26,6 +26,7 @@ book: venv
 
 lint: venv
 	$(VENV)/bin/ruff check cvlib tests tools benchmarks
+	$(VENV)/bin/ruff format --check cvlib tests tools benchmarks
 
 check-pairs: venv
 	$(PY) tools/nb.py check notebooks

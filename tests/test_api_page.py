@@ -10,4 +10,3 @@ def test_api_page_is_current():
     assert make_api_page.PAGE.read_text() == make_api_page.render(), (
         "book/api.md is out of date: run `python tools/make_api_page.py`"
     )
-

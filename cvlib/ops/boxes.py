@@ -214,7 +214,7 @@ def box_iou(boxes1: Tensor, boxes2: Tensor, *, aligned: bool = False) -> Tensor:
 def generalized_box_iou(boxes1: Tensor, boxes2: Tensor, *, aligned: bool = False) -> Tensor:
     """Generalised IoU (Rezatofighi et al. 2019): ``IoU - |C \\ (A u B)| / |C|`` with C the enclosing box.
 
-    Args and shapes as :func:`box_iou`. Returns values in [-1, 1]; the penalty is 0 where |C| = 0.
+    Args and shapes as :func:`box_iou`. Returns values in [-1, 1]; the penalty is 0 where ``|C| = 0``.
     """
     b1, b2 = _pair(boxes1, boxes2, aligned)
     iou, union = _iou_parts(b1, b2)

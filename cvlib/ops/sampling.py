@@ -175,7 +175,7 @@ class BilinearUpsample2d(nn.ConvTranspose2d):
 
 
 def adjoint_gap(x: Tensor, y: Tensor, weight: Tensor, stride: int = 1, padding: int = 0) -> float:
-    """|<conv2d(x, w), y> - <x, conv_transpose2d(y, w)>|: zero when the transposed conv is the adjoint.
+    """``|<conv2d(x, w), y> - <x, conv_transpose2d(y, w)>|``: zero when the transposed conv is the adjoint.
 
     ``x`` and ``y`` must have shapes for which ``conv2d(x)`` has the shape of ``y`` and
     ``conv_transpose2d(y)`` the shape of ``x`` (pass ``H = (h - 1) * stride - 2 * padding + k``).

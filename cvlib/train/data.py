@@ -189,7 +189,8 @@ def make_batches(
             data,
             batch_size=batch_size,
             shuffle=shuffle,
-            collate_fn=collate_fn,
+            # A dataset may carry its own collate (detection datasets do): use it unless one is given.
+            collate_fn=collate_fn if collate_fn is not None else getattr(data, "collate_fn", None),
             pin_memory=device.type == "cuda",
             generator=g,
             drop_last=bool(drop_single and n is not None and n > 1 and n % batch_size == 1),

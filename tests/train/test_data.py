@@ -57,3 +57,18 @@ def test_detection_collate():
     assert isinstance(images, list) and len(images) == 2  # different sizes are not stacked
     with pytest.raises(ValueError, match="batch must not be empty"):
         detection_collate([])
+
+
+def test_dataset_collate_fn_is_used_by_default():
+    class Boxes(torch.utils.data.Dataset):
+        collate_fn = staticmethod(detection_collate)
+
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            return torch.full((1, 2, 2), float(i)), {"boxes": torch.zeros(i, 4)}
+
+    batches = make_batches(Boxes(), batch_size=3, device=torch.device("cpu"), shuffle=False)
+    ((images, targets),) = list(batches)
+    assert images.shape == (3, 1, 2, 2) and [len(t["boxes"]) for t in targets] == [0, 1, 2]

@@ -1,12 +1,34 @@
-"""classification models; importing this package registers them."""
-from cvlib.models.classification import densenet  # noqa: F401
-from cvlib.models.classification import mobilenet  # noqa: F401
-from cvlib.models.classification import efficientnet  # noqa: F401
-from cvlib.models.classification import simple  # noqa: F401
-from cvlib.models.classification import lenet  # noqa: F401
-from cvlib.models.classification import resnet  # noqa: F401
-from cvlib.models.classification import resnet_cifar  # noqa: F401
-from cvlib.models.classification import alexnet  # noqa: F401
-from cvlib.models.classification import vgg  # noqa: F401
-from cvlib.models.classification import googlenet  # noqa: F401
-from cvlib.models.classification import senet  # noqa: F401
+"""Classification model families, one file each; importing this package registers their factories.
+
+Families: ``simple`` (teaching models), ``lenet``, ``alexnet``, ``vgg``, ``googlenet``, ``resnet``,
+``resnet_cifar`` (CIFAR ResNets and their plain twins), ``senet``, ``densenet``, ``mobilenet``,
+``efficientnet``.
+"""
+
+from cvlib.models.classification import (
+    alexnet,
+    densenet,
+    efficientnet,
+    googlenet,
+    lenet,
+    mobilenet,
+    resnet,
+    resnet_cifar,
+    senet,
+    simple,
+    vgg,
+)
+
+__all__ = [
+    "alexnet",
+    "densenet",
+    "efficientnet",
+    "googlenet",
+    "lenet",
+    "mobilenet",
+    "resnet",
+    "resnet_cifar",
+    "senet",
+    "simple",
+    "vgg",
+]

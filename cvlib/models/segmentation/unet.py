@@ -227,11 +227,18 @@ def predict_tiled(model: UNet, image: Tensor, *, tile: int | None = None, batch_
 
 @register_model(task="segmentation")
 def unet_valid(
-    *, num_classes: int = 2, in_channels: int = 1, width: int = 64, depth: int = 4, dropout: float = 0.0
+    *,
+    num_classes: int = 2,
+    in_channels: int = 1,
+    width: int = 64,
+    depth: int = 4,
+    dropout: float = 0.0,
+    norm: bool = False,
 ) -> UNet:
     """The paper's U-Net (Ronneberger et al. 2015, arXiv:1505.04597): valid convolutions, 572 -> 388.
 
-    Output is smaller than the input: use :func:`predict_tiled` for whole images.
+    Output is smaller than the input: use :func:`predict_tiled` for whole images. ``norm=True``
+    adds batch norm (not in the paper; short runs from scratch train faster).
     """
     return UNet(
         num_classes=num_classes,
@@ -239,6 +246,7 @@ def unet_valid(
         width=width,
         depth=depth,
         padding="valid",
+        norm=norm,
         dropout=dropout,
     )
 

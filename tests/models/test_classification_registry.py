@@ -137,7 +137,9 @@ def test_eval_shape_channels_last_and_autocast(name):
         assert torch.isfinite(ref).all()
         cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
         out_cl = cl(x.to(memory_format=torch.channels_last))
-        torch.testing.assert_close(out_cl, ref, rtol=1e-4, atol=1e-5)
+        # fp32 reduction order differs between layouts: compare relative to the logits' scale
+        # (deep untrained nets such as ResNet-152 give logits in the hundreds).
+        torch.testing.assert_close(out_cl, ref, rtol=1e-4, atol=1e-5 * max(1.0, ref.abs().max().item()))
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out_bf = _logits(model(x)).float()
     scale = ref.abs().max()

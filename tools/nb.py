@@ -97,7 +97,12 @@ def _record(md: Path, seconds: float) -> None:
 
     status = json.loads(STATUS_FILE.read_text()) if STATUS_FILE.exists() else {}
     dev = get_device()
-    device = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({platform.machine()})"
+    threads = torch.get_num_threads()
+    device = (
+        torch.cuda.get_device_name(dev)
+        if dev.type == "cuda"
+        else f"CPU ({platform.machine()}, {threads} thread{'s' if threads > 1 else ''})"
+    )
     status[md.stem] = {
         "size": size(),
         "device": device,

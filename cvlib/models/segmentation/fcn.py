@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cvlib.models._registry import register_model
+from cvlib.models.classification.vgg import CONFIGS, make_features
 from cvlib.ops.sampling import BilinearUpsample2d
 
 __all__ = [
@@ -41,27 +42,9 @@ __all__ = [
     "fcn_resnet50",
 ]
 
-#: VGG-16 convolution widths and max-pools ("M"): Simonyan & Zisserman 2015, Table 1, column D.
-VGG16_CFG: tuple[int | str, ...] = (
-    64,
-    64,
-    "M",
-    128,
-    128,
-    "M",
-    256,
-    256,
-    256,
-    "M",
-    512,
-    512,
-    512,
-    "M",
-    512,
-    512,
-    512,
-    "M",
-)
+#: VGG-16 convolution widths and max-pools ("M"): Simonyan & Zisserman 2015, Table 1, column D
+#: (the same table the classifier in :mod:`cvlib.models.classification.vgg` is built from).
+VGG16_CFG: tuple[int | str, ...] = tuple(CONFIGS["D"])
 
 
 def vgg16_features(width: int = 64, in_channels: int = 3, batch_norm: bool = False) -> nn.Sequential:
@@ -76,17 +59,8 @@ def vgg16_features(width: int = 64, in_channels: int = 3, batch_norm: bool = Fal
     """
     if width < 1:
         raise ValueError(f"width must be >= 1, got {width}")
-    layers: list[nn.Module] = []
-    c = in_channels
-    for v in VGG16_CFG:
-        if v == "M":
-            layers.append(nn.MaxPool2d(2, 2))
-        else:
-            out = int(v) * width // 64
-            layers.append(nn.Conv2d(c, out, 3, padding=1))
-            layers += [nn.BatchNorm2d(out), nn.ReLU(inplace=True)] if batch_norm else [nn.ReLU(inplace=True)]
-            c = out
-    return nn.Sequential(*layers)
+    cfg = [v if v == "M" else int(v) * width // 64 for v in VGG16_CFG]
+    return make_features(cfg, batch_norm=batch_norm, in_channels=in_channels)
 
 
 class FCN(nn.Module):

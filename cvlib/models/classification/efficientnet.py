@@ -286,13 +286,19 @@ class EfficientNet(nn.Module):
         return outs
 
     def forward_head(self, x: Tensor) -> Tensor:
-        """Output of ``features`` Tensor[B, 4 * C_last, h, w] -> logits Tensor[B, K]."""
+        """Last map of :meth:`forward_features` Tensor[B, C_last, h, w] -> logits Tensor[B, K].
+
+        Runs the blocks of ``features`` after the last reported stage (the 1x1 conv to
+        4 * C_last channels), pools and classifies: ``forward_head(forward_features(x)[-1]) == forward(x)``.
+        """
+        last = int(self.feature_info[-1]["module"].split(".")[1])
+        x = self.features[last + 1 :](x)
         return self.classifier(torch.flatten(self.avgpool(x), 1))
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"x must be [B, 3, H, W], got {tuple(x.shape)}")
-        return self.forward_head(self.features(x))
+        return self.forward_head(self.forward_features(x)[-1])
 
 
 # torchvision's ImageNet weights (B0-B4 ported by R. Wightman, B5-B7 by L. Melas-Kyriazi from the

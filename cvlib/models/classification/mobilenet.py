@@ -161,13 +161,19 @@ class MobileNetV2(nn.Module):
         return outs
 
     def forward_head(self, x: Tensor) -> Tensor:
-        """Output of ``features`` Tensor[B, 1280, h, w] -> logits Tensor[B, K]."""
+        """Last map of :meth:`forward_features` Tensor[B, C_last, h, w] -> logits Tensor[B, K].
+
+        Runs the blocks of ``features`` after the last reported stage (the 1x1 conv to 1280
+        channels), pools and classifies, so ``forward_head(forward_features(x)[-1]) == forward(x)``.
+        """
+        last = int(self.feature_info[-1]["module"].split(".")[1])
+        x = self.features[last + 1 :](x)
         return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"x must be [B, 3, H, W], got {tuple(x.shape)}")
-        return self.forward_head(self.features(x))
+        return self.forward_head(self.forward_features(x)[-1])
 
 
 # torchvision's ImageNet weights; top-1 from its model cards (v2: its improved training recipe).

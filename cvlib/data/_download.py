@@ -78,8 +78,8 @@ def _check_sha256(sha256: str) -> str:
     if not isinstance(sha256, str):
         raise TypeError(f"sha256 must be a str, got {type(sha256).__name__}")
     value = sha256.strip().lower()
-    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
-        raise ValueError(f"sha256 must be 64 hex digits, got {sha256!r}")
+    if not 8 <= len(value) <= 64 or any(c not in "0123456789abcdef" for c in value):
+        raise ValueError(f"sha256 must be 64 hex digits (or a prefix of at least 8), got {sha256!r}")
     return value
 
 
@@ -97,7 +97,8 @@ def download_url(
     Args:
         url: the address to fetch (``http(s)://`` or ``file://``).
         dest: the final file path; its parent directory is created.
-        sha256: the expected SHA-256 (64 hex digits) of the downloaded bytes.
+        sha256: the expected SHA-256 (64 hex digits) of the downloaded bytes, or a prefix of at
+            least 8 digits where only that is published (torchvision's weight files).
         progress: show a ``tqdm.auto`` progress bar.
         timeout: socket timeout in seconds.
 
@@ -111,7 +112,7 @@ def download_url(
     """
     expected = _check_sha256(sha256)
     dest = Path(dest)
-    if dest.is_file() and sha256sum(dest) == expected:
+    if dest.is_file() and sha256sum(dest).startswith(expected):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
@@ -152,7 +153,7 @@ def download_url(
                         h.update(chunk)
                         bar.update(len(chunk))
         actual = h.hexdigest()
-        if actual != expected:
+        if not actual.startswith(expected):
             raise ChecksumError(
                 f"checksum mismatch for {dest.name} downloaded from {url}: expected sha256 {expected}, "
                 f"got {actual}. The file was deleted; the download was corrupted or the source changed."

@@ -76,8 +76,20 @@ def test_checksum_mismatch_leaves_nothing(tmp_path):
 
 
 def test_bad_sha256_argument(tmp_path):
-    with pytest.raises(ValueError, match="sha256 must be 64 hex digits"):
+    with pytest.raises(ValueError, match=r"sha256 must be 64 hex digits \(or a prefix of at least 8\)"):
         download_url("file:///x", tmp_path / "x", "abc")
+
+
+def test_sha256_prefix_is_checked(tmp_path):
+    """torchvision publishes only 8 hex digits of its weight files' hashes."""
+    src = tmp_path / "src.bin"
+    src.write_bytes(PAYLOAD)
+    dest = tmp_path / "cache" / "a.bin"
+    assert download_url(src.as_uri(), dest, SHA[:8], progress=False).read_bytes() == PAYLOAD
+    wrong = "f" * 8 if not SHA.startswith("f") else "0" * 8
+    with pytest.raises(ChecksumError, match=f"expected sha256 {wrong}"):
+        download_url(src.as_uri(), tmp_path / "cache" / "b.bin", wrong, progress=False)
+    assert _listing(dest.parent) == ["a.bin"]
 
 
 def test_offline_error_names_url_and_override(tmp_path, monkeypatch):

@@ -4,19 +4,18 @@ A factory's ``weights=`` argument is a short tag (``"imagenet"``) looked up in t
 :class:`WeightSpec`. The file is fetched into ``<cache_dir>/weights/<file name>``, its sha256 checked,
 and loaded with ``strict=True``. torchvision publishes only the first 8 hex digits of each file's
 sha256 (in the file name), so a spec's ``sha256`` may be such a prefix; the check then compares the
-prefix and the download goes through ``torch.hub.download_url_to_file`` (atomic, checks a prefix);
-full hashes go through ``cvlib.data._download.download_url``.
+prefix. Downloads go through ``cvlib.data._download.download_url`` (atomic, checksummed).
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from cvlib.data._download import cache_dir, download_url, sha256sum
 
 __all__ = [
     "WeightSpec",
@@ -76,20 +75,7 @@ def resolve_num_classes(
 
 
 def _cache_dir() -> Path:
-    try:
-        from cvlib.data import cache_dir  # type: ignore[attr-defined]
-
-        return Path(cache_dir())
-    except ImportError:
-        return Path(os.environ.get("CVLIB_DATA", Path.home() / ".cache" / "cvlib"))
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return cache_dir()
 
 
 def weights_path(spec: WeightSpec) -> Path:
@@ -98,14 +84,8 @@ def weights_path(spec: WeightSpec) -> Path:
 
 
 def _fetch(url: str, dest: Path, sha256: str) -> None:
-    """Download ``url`` to ``dest`` atomically: cvlib's downloader for full hashes; torch.hub's (which
-    checks a hash prefix) for torchvision's files, whose full sha256 is not published."""
-    if len(sha256) == 64:
-        from cvlib.data._download import download_url
-
-        download_url(url, dest, sha256)
-    else:
-        torch.hub.download_url_to_file(url, str(dest), hash_prefix=sha256, progress=True)
+    """Download ``url`` to ``dest`` atomically, checking the (possibly prefix-only) sha256."""
+    download_url(url, dest, sha256)
 
 
 def load_weights(model: nn.Module, table: dict[str, WeightSpec], weights: str) -> nn.Module:
@@ -117,10 +97,10 @@ def load_weights(model: nn.Module, table: dict[str, WeightSpec], weights: str) -
     spec = table[weights]
     dest = weights_path(spec)
     want = spec.sha256.lower()
-    if not (dest.is_file() and _sha256(dest).startswith(want)):
+    if not (dest.is_file() and sha256sum(dest).startswith(want)):
         dest.parent.mkdir(parents=True, exist_ok=True)
         _fetch(spec.url, dest, want)
-        got = _sha256(dest)
+        got = sha256sum(dest)
         if not got.startswith(want):
             raise ValueError(
                 f"sha256 of {dest} is {got}, expected it to start with {want}; delete it and retry"

@@ -46,22 +46,11 @@ def _sync(device: torch.device) -> None:
 
 
 def _model(name: str) -> tuple[nn.Module, tuple[int, int, int], str]:
-    from cvlib.models import create_model, list_models
+    from cvlib.models import create_model
 
     if name == "resnet18":
-        if "resnet18" in list_models():
-            return (
-                create_model("resnet18", num_classes=10, small_input=True),
-                (3, 32, 32),
-                "resnet18 (CIFAR stem)",
-            )
-        # fallback if the ResNet family is not registered: a small conv net of the same shape
-        net = nn.Sequential(
-            nn.Conv2d(3, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
-            nn.Conv2d(64, 128, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(128), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10),
-        )  # fmt: skip
-        return net, (3, 32, 32), "fallback conv net (resnet18 not registered)"
+        model = create_model("resnet18", num_classes=10, small_input=True)
+        return model, (3, 32, 32), "resnet18 (CIFAR stem)"
     if name == "lenet5":
         return create_model("lenet5"), (1, 32, 32), "lenet5"
     raise ValueError(f"model must be 'resnet18' or 'lenet5', got {name!r}")

@@ -8,17 +8,7 @@ import torch
 from cvlib.models import create_model
 from cvlib.models.classification.densenet import DenseBlock, DenseNet
 from cvlib.models.classification.mobilenet import MOBILENET_V2_STAGES, InvertedResidual, MobileNetV2
-
-try:
-    from cvlib.ops.profile import count_macs
-except ImportError:  # engineer D's module not merged yet: count directly
-    from torch.utils.flop_counter import FlopCounterMode
-
-    def count_macs(model, input_shape):
-        with FlopCounterMode(display=False) as fc, torch.no_grad():
-            model.eval()(torch.zeros(input_shape))
-        return fc.get_total_flops() // 2
-
+from cvlib.ops.profile import count_macs
 
 # torchvision's model cards: num_params and "GFLOPS" (which are GMACs at 224x224).
 PUBLISHED_PARAMS = {

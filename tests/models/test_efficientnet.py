@@ -17,17 +17,7 @@ from cvlib.models.classification.efficientnet import (
     scale_stages,
     scaling_table,
 )
-
-try:
-    from cvlib.ops.profile import count_macs
-except ImportError:  # engineer D's module not merged yet: count directly
-    from torch.utils.flop_counter import FlopCounterMode
-
-    def count_macs(model, input_shape):
-        with FlopCounterMode(display=False) as fc, torch.no_grad():
-            model.eval()(torch.zeros(input_shape))
-        return fc.get_total_flops() // 2
-
+from cvlib.ops.profile import count_macs
 
 # torchvision's model cards (num_params), which these variants must equal exactly.
 PUBLISHED_PARAMS = {

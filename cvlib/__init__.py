@@ -4,8 +4,18 @@ Subpackages: ``data``, ``models`` (classification, segmentation, detection), ``o
 ``train``, ``metrics``, ``viz``, ``widgets``; plus ``knn`` for the k-NN baseline.
 """
 
-from cvlib.runtime import get_device, is_small, pick, run_info, seed_everything, size
+from cvlib.runtime import fast_dev_run, get_device, is_small, pick, run_info, run_on, seed_everything, size
 
 __version__ = "0.1.0"
 
-__all__ = ["get_device", "is_small", "pick", "run_info", "seed_everything", "size", "__version__"]
+__all__ = [
+    "fast_dev_run",
+    "get_device",
+    "is_small",
+    "pick",
+    "run_info",
+    "run_on",
+    "seed_everything",
+    "size",
+    "__version__",
+]

@@ -7,13 +7,22 @@ The size switch is the environment variable ``CVLIB_SIZE``:
 
 CI sets ``CVLIB_SIZE=small``. Notebooks never hard-code a size: they call :func:`pick`
 (or :func:`size`) and run the same code at both sizes.
+
+``CVLIB_FAST_DEV_RUN=N`` (:func:`fast_dev_run`) caps every training epoch to ``N`` steps, every
+evaluation/prediction loop to ``N`` batches, ``fit`` to one epoch and the timing loops of
+:mod:`cvlib.ops.profile` to one repetition: a smoke run of the full configuration.
+
+:func:`run_on` is the device contract of every cvlib function that takes a model and data: run
+the model on a device, then give it back where (and in the mode) it was found.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import random
+from collections.abc import Iterator
 from typing import TypeVar
 
 import numpy as np
@@ -28,9 +37,14 @@ __all__ = [
     "get_device",
     "seed_everything",
     "run_info",
+    "fast_dev_run",
+    "FAST_DEV_RUN_ENV",
+    "run_on",
+    "module_device",
 ]
 
 SIZE_ENV = "CVLIB_SIZE"
+FAST_DEV_RUN_ENV = "CVLIB_FAST_DEV_RUN"
 SIZES = ("small", "full")
 T = TypeVar("T")
 
@@ -86,23 +100,108 @@ def get_device(prefer: str | torch.device | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-def seed_everything(seed: int = 0, deterministic: bool = True) -> torch.Generator:
+def seed_everything(seed: int = 0, deterministic: bool | None = None) -> torch.Generator:
     """Seed Python, NumPy and PyTorch (all devices); return a CPU ``torch.Generator`` seeded alike.
 
-    With ``deterministic=True`` cuDNN autotuning is switched off so that two runs on the same
-    machine give identical results (on CPU this is always the case).
+    What seeding guarantees: on a CPU, the same seed gives the same numbers run after run. On a GPU
+    it fixes the initial weights, the data order and the augmentations, but cuDNN may pick
+    different (faster) convolution algorithms and several CUDA kernels accumulate with atomics, so
+    two runs agree closely, not bit for bit. ``deterministic=True`` switches cuDNN autotuning off and
+    asks for deterministic algorithms (bit-identical reruns on the same machine, slower training).
+
+    Args:
+        seed: the seed.
+        deterministic: True: force cuDNN's deterministic mode; False: PyTorch's defaults (cuDNN's
+            fast, possibly non-deterministic algorithms); None (default): deterministic only at
+            ``CVLIB_SIZE=small``, so full-size training is not slowed down.
     """
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if deterministic is not None and not isinstance(deterministic, bool):
+        raise TypeError(f"deterministic must be a bool or None, got {type(deterministic).__name__}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    if deterministic:
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
+    if deterministic is None:
+        deterministic = is_small()
+    torch.backends.cudnn.benchmark = False  # autotuning re-runs for every new input shape
+    torch.backends.cudnn.deterministic = deterministic
     g = torch.Generator()
     g.manual_seed(seed)
     return g
+
+
+def fast_dev_run() -> int | None:
+    """The step cap from ``$CVLIB_FAST_DEV_RUN`` (an int >= 1), or None when unset/empty/0.
+
+    When set, :func:`cvlib.train.fit` runs at most one epoch of at most ``N`` steps (validation: ``N``
+    batches), :func:`cvlib.train.evaluate`/:func:`cvlib.train.predict` look at ``N`` batches, and the
+    timing loops of :mod:`cvlib.ops.profile` run once. Meant for CI smoke runs of the full
+    configuration: numbers computed under it are not meaningful.
+
+    Raises:
+        ValueError: if the variable holds anything other than a non-negative integer.
+    """
+    raw = os.environ.get(FAST_DEV_RUN_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        n = int(raw)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise ValueError(f"{FAST_DEV_RUN_ENV} must be an integer >= 1 (or 0/unset for off), got {raw!r}")
+    return n or None
+
+
+def module_device(model: torch.nn.Module) -> torch.device | None:
+    """The device of ``model``'s first parameter (else first buffer), or None for a model with neither."""
+    t = next(iter(model.parameters()), None)
+    if t is None:
+        t = next(iter(model.buffers()), None)
+    return t.device if t is not None else None
+
+
+@contextlib.contextmanager
+def run_on(
+    model: torch.nn.Module, device: str | torch.device | None = None, *, train: bool | None = None
+) -> Iterator[torch.device]:
+    """Run ``model`` on ``device`` inside the block; afterwards put it back where it was found.
+
+    The device contract of cvlib: a function that takes a model and data runs it on ``device``
+    (default :func:`get_device`), moves its inputs there, and on exit (also after an exception) moves
+    the model back to the device of its first parameter before the block and restores its
+    train/eval mode. Results should be moved to the caller's device (the inputs' device) by the caller.
+
+    Args:
+        model: the module (moved in place with ``model.to``).
+        device: where to run; None: :func:`get_device`.
+        train: set ``model.train(train)`` inside the block (None: leave the mode alone).
+
+    Yields:
+        torch.device: the device the model runs on (move inputs there).
+
+    Example:
+        >>> with run_on(model, "cpu", train=False) as dev:
+        ...     out = model(x.to(dev))
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    dev = get_device(device) if device is not None else get_device()
+    home = module_device(model)
+    was_training = model.training
+    moved = home is not None and home != dev
+    if moved:
+        model.to(dev)
+    if train is not None:
+        model.train(train)
+    try:
+        yield dev
+    finally:
+        if moved:
+            model.to(home)
+        if train is not None:
+            model.train(was_training)
 
 
 def run_info(dataset: str, device: torch.device | str | None = None) -> str:

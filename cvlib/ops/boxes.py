@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -280,6 +281,8 @@ class BoxCoder:
         bbox_xform_clip (float): upper bound for the decoded log-scale deltas.
     """
 
+    MIN_SIZE = 1e-3  # pixels: smallest width/height encode() divides by or takes the log of
+
     def __init__(
         self,
         weights: tuple[float, float, float, float] = (10.0, 10.0, 5.0, 5.0),
@@ -299,12 +302,17 @@ class BoxCoder:
     def encode(self, boxes: Tensor, reference: Tensor) -> Tensor:
         """Deltas that turn ``reference`` boxes into ``boxes``.
 
+        Zero-width or zero-height boxes (degenerate ground truth after clipping, say) give finite
+        deltas: widths and heights of both ``boxes`` and ``reference`` are clamped below at
+        ``MIN_SIZE = 1e-3`` pixels before dividing and taking logs, so a zero-size target encodes
+        as ``log(1e-3 / wa)`` (decoding gives back a box 1e-3 pixels wide) instead of ``-inf``/NaN.
+
         Args:
-            boxes (Tensor[N, 4]): target xyxy boxes (positive width and height).
-            reference (Tensor[N, 4]): anchors or proposals, xyxy, positive width and height.
+            boxes (Tensor[N, 4]): target xyxy boxes (x1 <= x2, y1 <= y2).
+            reference (Tensor[N, 4]): anchors or proposals, xyxy.
 
         Returns:
-            Tensor[N, 4]: ``(tx, ty, tw, th)``.
+            Tensor[N, 4]: ``(tx, ty, tw, th)``, finite.
         """
         boxes = _check_boxes(boxes, "boxes")
         reference = _check_boxes(reference, "reference")
@@ -315,6 +323,7 @@ class BoxCoder:
         wx, wy, ww, wh = self.weights
         x, y, w, h = self._centres(boxes.to(reference.dtype))
         xa, ya, wa, ha = self._centres(reference)
+        w, h, wa, ha = (v.clamp(min=self.MIN_SIZE) for v in (w, h, wa, ha))
         return torch.stack(
             [wx * (x - xa) / wa, wy * (y - ya) / ha, ww * torch.log(w / wa), wh * torch.log(h / ha)], dim=-1
         )
@@ -361,16 +370,60 @@ def _check_scores(scores: object, n: int, name: str = "scores") -> Tensor:
     return scores
 
 
+def _nms_sorted(b: Tensor, iou_threshold: float, group_end: Tensor | None = None, block: int = 256) -> Tensor:
+    """Greedy NMS of score-sorted boxes ``b`` (Tensor[N, 4]) -> bool keep mask Tensor[N].
+
+    Blocked greedy sweep: the boxes are taken ``block`` at a time. A block first loses the boxes that
+    earlier kept boxes suppressed, then is resolved box by box with its own ``[block, block]``
+    suppression matrix (a sequential sweep over a small bool matrix on the CPU), and finally its kept
+    boxes suppress the later boxes, in ``[kept, 4096]`` IoU blocks. The IoU work is that of
+    the plain greedy loop (one row per kept box) but done in a few large vectorised calls, and the
+    Python loop runs over boxes only inside the small bool matrix: O(N^2) time, O(block * N) memory.
+
+    ``group_end[i]`` (optional, int64, non-decreasing) is one past the last box of box ``i``'s group
+    (batched NMS sorts by group first): boxes of different groups never suppress each other.
+    """
+    n = len(b)
+    removed = torch.zeros(n, dtype=torch.bool, device=b.device)
+    keep = torch.zeros(n, dtype=torch.bool, device=b.device)
+    ends = group_end.tolist() if group_end is not None else None
+    for s in range(0, n, block):
+        e = min(n, s + block)
+        alive = (~removed[s:e]).nonzero().flatten()
+        if len(alive) == 0:
+            continue
+        bb = b[s:e][alive]
+        over = torch.triu(_iou_parts(bb[:, None, :], bb[None, :, :])[0] > iou_threshold, diagonal=1)
+        if group_end is not None:
+            ge = group_end[s:e][alive]
+            over &= ge[:, None] == ge[None, :]
+        over_np = over.cpu().numpy()
+        gone = np.zeros(len(alive), dtype=bool)
+        for i in range(len(alive)):  # sequential sweep over the small suppression matrix
+            if not gone[i]:
+                gone |= over_np[i]
+        kept = alive[torch.from_numpy(~gone).to(b.device)]
+        keep[s + kept] = True
+        stop = n if ends is None else (ends[s + int(kept[-1])] if len(kept) else e)
+        kb = b[s + kept]
+        for c in range(e, stop, 4096):  # column chunks keep the IoU block at [block, 4096]
+            hit = _iou_parts(kb[:, None, :], b[None, c : min(stop, c + 4096), :])[0] > iou_threshold
+            if group_end is not None:
+                hit &= group_end[s + kept][:, None] == group_end[None, c : min(stop, c + 4096)]
+            removed[c : min(stop, c + 4096)] |= hit.any(0)
+    return keep
+
+
 def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
     """Greedy non-maximum suppression.
 
     Boxes are visited in order of decreasing score (ties: lower index first); a box is kept unless it
     overlaps an already kept box with IoU **greater than** ``iou_threshold``.
 
-    The greedy rule "kept iff no kept higher-scoring box overlaps it" has a unique solution, computed
-    here without a Python loop over boxes: starting from "keep all", each step recomputes every box's
-    decision from the current decisions of the boxes before it (one masked matrix-vector product on the
-    boxes' device). Box ``i`` is final after at most ``i`` steps, and in practice after a handful.
+    Computed by a blocked greedy sweep (see ``_nms_sorted``): the IoU work of the plain greedy loop
+    (one IoU row per kept box) done in large vectorised blocks on the boxes' device, and a sequential
+    sweep only inside small ``[256, 256]`` bool suppression matrices. Time O(N^2) in the worst case
+    (long chains of overlapping boxes included), memory O(256 * N).
 
     Args:
         boxes (Tensor[N, 4]): xyxy boxes.
@@ -382,28 +435,30 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
     """
     boxes = _check_boxes(boxes, "boxes")
     scores = _check_scores(scores, len(boxes))
-    if not 0.0 <= float(iou_threshold) <= 1.0:
-        raise ValueError(f"iou_threshold must be in [0, 1], got {iou_threshold!r}")
+    iou_threshold = _check_iou_threshold(iou_threshold)
     if len(boxes) == 0:
         return torch.empty(0, dtype=torch.int64, device=boxes.device)
     order = torch.sort(scores, descending=True, stable=True).indices
-    b = boxes[order]
-    over = box_iou(b, b) > iou_threshold
-    over = torch.triu(over, diagonal=1).to(b.dtype)  # over[j, i]: an earlier box j suppresses i
-    keep = torch.ones(len(b), dtype=b.dtype, device=b.device)
-    for _ in range(len(b) + 1):
-        new = (keep @ over == 0).to(b.dtype)
-        if torch.equal(new, keep):
-            break
-        keep = new
-    return order[keep.bool()]
+    return order[_nms_sorted(boxes[order], iou_threshold)]
+
+
+def _check_iou_threshold(iou_threshold: object) -> float:
+    try:
+        thr = float(iou_threshold)
+    except (TypeError, ValueError):
+        raise TypeError(f"iou_threshold must be a float, got {type(iou_threshold).__name__}") from None
+    if not 0.0 <= thr <= 1.0:  # also rejects NaN
+        raise ValueError(f"iou_threshold must be in [0, 1], got {iou_threshold!r}")
+    return thr
 
 
 def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
     """Class-aware NMS: boxes with different ``idxs`` never suppress each other.
 
-    Each category's boxes are shifted by ``idx * (max coordinate + 1)`` so that boxes of different
-    categories cannot overlap, then one :func:`nms` runs on all of them.
+    The result equals :func:`nms` run on each category separately (IoU computed on the original
+    coordinates, no offset trick that would round them), merged by decreasing score (ties: lower index).
+    The boxes are sorted by category, then score, and swept once; a kept box is only compared with the
+    later boxes of its own category.
 
     Args:
         boxes (Tensor[N, 4]): xyxy boxes.
@@ -419,8 +474,15 @@ def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: floa
     idxs = _check_tensor(idxs, "idxs")
     if idxs.dim() != 1 or len(idxs) != len(boxes):
         raise ValueError(f"idxs must be [N] with N = len(boxes) = {len(boxes)}, got {tuple(idxs.shape)}")
+    iou_threshold = _check_iou_threshold(iou_threshold)
     if len(boxes) == 0:
         return torch.empty(0, dtype=torch.int64, device=boxes.device)
-    span = boxes.max() - boxes.min() + 1
-    shifted = boxes - boxes.min() + (idxs.to(boxes.dtype) - idxs.min().to(boxes.dtype))[:, None] * span
-    return nms(shifted, scores, iou_threshold)
+    # sort by category, then by decreasing score (ties: lower index): each category is a contiguous
+    # run, so a kept box is compared only with the later boxes of its own category
+    by_score = torch.sort(scores, descending=True, stable=True).indices
+    order = by_score[torch.sort(idxs[by_score], stable=True).indices]
+    _, counts = torch.unique_consecutive(idxs[order], return_counts=True)
+    group_end = torch.repeat_interleave(counts.cumsum(0), counts)
+    kept = order[_nms_sorted(boxes[order], iou_threshold, group_end)]
+    kept = kept.sort().values  # back to index order, then a stable sort by decreasing score
+    return kept[torch.sort(scores[kept], descending=True, stable=True).indices]

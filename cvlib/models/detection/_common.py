@@ -1,19 +1,26 @@
-"""Pieces shared by the detectors: input checks, a tiny backbone, the FPN, box matching and sampling.
+"""Pieces shared by the detectors: input checks and normalisation, a tiny backbone, ImageNet ResNet
+backbones with frozen batch norm, the FPN, box matching and sampling.
 
 FPN: Lin et al. 2017, "Feature Pyramid Networks for Object Detection", arXiv:1612.03144 (lateral 1x1
 convolutions, nearest-neighbour top-down pathway, 3x3 output convolutions; extra coarser levels by
 stride-2 3x3 convolutions as in RetinaNet/FCOS).
 
-The detection contract (both detectors):
+The detection contract (all detectors):
 
-* images: Tensor[B, 3, H, W] or a list of Tensor[3, H_i, W_i], float in [0, 1]. A list of different
-  sizes is zero-padded at the bottom/right to a common size (boxes stay valid); no resizing happens
-  inside the model.
-* targets (training): a list of B dicts ``{"boxes": Tensor[N, 4] float xyxy pixels, "labels":
-  Tensor[N] int64 in 1..K}``; label 0 is background and never appears in a target. N = 0 is allowed.
+* images: Tensor[B, 3, H, W] or a list of Tensor[3, H_i, W_i], float in [0, 1] or uint8 in [0, 255]
+  (as datasets yield them; divided by 255 inside). With ``image_mean``/``image_std`` set (the default
+  for ImageNet backbones) every image is normalised ``(x - mean) / std`` inside the model, as
+  torchvision's ``GeneralizedRCNNTransform`` does, so callers always pass [0, 1] images. A list of
+  different sizes is zero-padded (after normalisation) at the bottom/right to a common size (boxes stay
+  valid); no resizing happens inside the model.
+* targets (training): a list of B dicts ``{"boxes": Tensor[N, 4] xyxy pixels (any real dtype, used as
+  float), "labels": Tensor[N] integer in 1..K}``; label 0 is background and never appears in a target.
+  N = 0 is allowed. Targets are moved to the images' device.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -22,41 +29,153 @@ from torch import Tensor, nn
 from cvlib.models._layers import ConvNormAct
 
 __all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "prepare_images",
     "check_targets",
     "TinyBackbone",
+    "FrozenBatchNorm2d",
+    "freeze_batch_norm",
+    "resnet_backbone",
     "FPN",
     "BackboneWithFPN",
     "match_by_iou",
     "sample_balanced",
+    "normalization",
+    "reject_detector_weights",
 ]
 
+# the statistics torchvision's ImageNet weights were trained with (same values as
+# cvlib.models.classification._weights)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
-def prepare_images(images: Tensor | list[Tensor]) -> tuple[Tensor, list[tuple[int, int]]]:
-    """Batch images into Tensor[B, 3, H, W]; return it and each image's original ``(H_i, W_i)``."""
+
+def _as_float_image(im: Tensor, name: str) -> Tensor:
+    """uint8 -> float / 255; float unchanged; anything else is a TypeError that says how to convert."""
+    if im.dtype == torch.uint8:
+        return im.to(torch.get_default_dtype()) / 255.0
+    if not im.is_floating_point():
+        raise TypeError(
+            f"{name} must be float in [0, 1] or uint8 in [0, 255], got {im.dtype}; "
+            f"convert with {name}.float() / 255 (or .float() if the values are already in [0, 1])"
+        )
+    return im
+
+
+def _check_finite_image(im: Tensor, name: str) -> None:
+    if not bool(torch.isfinite(im).all()):
+        raise ValueError(f"{name} contains NaN or inf")
+
+
+def _normalize(x: Tensor, mean: Sequence[float] | None, std: Sequence[float] | None) -> Tensor:
+    """(x - mean) / std over the channel dimension (-3) of Tensor[..., 3, H, W]."""
+    if mean is None and std is None:
+        return x
+    m = torch.as_tensor(mean if mean is not None else (0.0, 0.0, 0.0), dtype=x.dtype, device=x.device)
+    s = torch.as_tensor(std if std is not None else (1.0, 1.0, 1.0), dtype=x.dtype, device=x.device)
+    return (x - m[:, None, None]) / s[:, None, None]
+
+
+def _check_mean_std(image_mean: object, image_std: object) -> tuple:
+    """Validate the constructor's normalisation option; returns (mean, std) as tuples or (None, None)."""
+    if (image_mean is None) != (image_std is None):
+        raise ValueError(
+            "image_mean and image_std must be given together (or both None for no normalisation)"
+        )
+    if image_mean is None:
+        return None, None
+    out = []
+    for name, v in (("image_mean", image_mean), ("image_std", image_std)):
+        try:
+            t = tuple(float(a) for a in v)
+        except TypeError:
+            raise TypeError(f"{name} must be a sequence of 3 floats, got {type(v).__name__}") from None
+        if len(t) != 3:
+            raise ValueError(f"{name} must have 3 values (RGB), got {len(t)}")
+        out.append(t)
+    if any(s <= 0 for s in out[1]):
+        raise ValueError(f"image_std must be positive, got {out[1]}")
+    return out[0], out[1]
+
+
+def prepare_images(
+    images: Tensor | list[Tensor],
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> tuple[Tensor, list[tuple[int, int]]]:
+    """Check, convert, normalise and batch detector inputs.
+
+    Args:
+        images (Tensor[B, 3, H, W] | list[Tensor[3, H_i, W_i]]): float in [0, 1] or uint8 in [0, 255]
+            (converted to float / 255).
+        mean, std (tuple[float, float, float] | None): per-channel normalisation ``(x - mean) / std``,
+            applied to each image before padding (so padding is 0 in the normalised space, as torchvision).
+
+    Returns:
+        (Tensor[B, 3, H, W], list[tuple[int, int]]): the batch (zero-padded at the bottom/right to the
+        largest size) and each image's original ``(H_i, W_i)``.
+
+    Raises:
+        TypeError: for a non-tensor input or an integer dtype other than uint8 (the message says how
+            to convert); ValueError: for a wrong shape (channels last is named) or NaN/inf values.
+    """
     if isinstance(images, Tensor):
         if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(f"images must be [B, 3, H, W], got {tuple(images.shape)}")
-        return images, [tuple(images.shape[-2:])] * images.shape[0]
+            hint = (
+                "; channels last? use images.permute(0, 3, 1, 2)"
+                if images.dim() == 4 and images.shape[-1] == 3
+                else ""
+            )
+            raise ValueError(f"images must be [B, 3, H, W], got {tuple(images.shape)}{hint}")
+        if images.shape[0] == 0:
+            raise ValueError("images must hold at least one image, got an empty batch")
+        images = _as_float_image(images, "images")
+        _check_finite_image(images, "images")
+        return _normalize(images, mean, std), [tuple(images.shape[-2:])] * images.shape[0]
     if not isinstance(images, (list, tuple)) or not images:
         raise TypeError(
             f"images must be a Tensor[B, 3, H, W] or a non-empty list of Tensor[3, H, W], "
-            f"got {type(images).__name__}"
+            f"got {type(images).__name__}{' (empty)' if isinstance(images, (list, tuple)) else ''}"
         )
+    out = []
     for i, im in enumerate(images):
-        if not isinstance(im, Tensor) or im.dim() != 3 or im.shape[0] != 3:
-            shape = tuple(im.shape) if isinstance(im, Tensor) else type(im).__name__
-            raise ValueError(f"images[{i}] must be [3, H, W], got {shape}")
-    sizes = [tuple(im.shape[-2:]) for im in images]
+        if not isinstance(im, Tensor):
+            hint = (
+                "; convert a HWC uint8 array with torch.from_numpy(a).permute(2, 0, 1)"
+                if type(im).__name__ == "ndarray"
+                else ""
+            )
+            raise TypeError(f"images[{i}] must be a Tensor[3, H, W], got {type(im).__name__}{hint}")
+        if im.dim() != 3 or im.shape[0] != 3:
+            hint = "; channels last? use .permute(2, 0, 1)" if im.dim() == 3 and im.shape[-1] == 3 else ""
+            raise ValueError(f"images[{i}] must be [3, H, W], got {tuple(im.shape)}{hint}")
+        im = _as_float_image(im, f"images[{i}]")
+        _check_finite_image(im, f"images[{i}]")
+        out.append(_normalize(im, mean, std))
+    sizes = [tuple(im.shape[-2:]) for im in out]
     h, w = max(s[0] for s in sizes), max(s[1] for s in sizes)
-    batch = images[0].new_zeros((len(images), 3, h, w))
-    for i, im in enumerate(images):
+    dtype = out[0].dtype
+    for im in out[1:]:
+        dtype = torch.promote_types(dtype, im.dtype)
+    batch = out[0].new_zeros((len(out), 3, h, w), dtype=dtype)
+    for i, im in enumerate(out):
         batch[i, :, : im.shape[1], : im.shape[2]] = im
     return batch, sizes
 
 
-def check_targets(targets: object, batch_size: int, num_classes: int) -> list[dict[str, Tensor]]:
-    """Validate detection targets; report the first degenerate box with its image index."""
+def check_targets(
+    targets: object, batch_size: int, num_classes: int, device: torch.device | None = None
+) -> list[dict[str, Tensor]]:
+    """Validate detection targets; report the first degenerate box with its image index.
+
+    Boxes of any real dtype (integer pixel boxes too) become float; labels must be an integer tensor
+    and become int64; both move to ``device`` when given.
+
+    Raises:
+        TypeError: non-tensor boxes/labels, non-real boxes, non-integer labels (with how to convert).
+        ValueError: wrong lengths or shapes, degenerate or non-finite boxes, labels outside 1..K.
+    """
     if not isinstance(targets, (list, tuple)) or len(targets) != batch_size:
         n = len(targets) if isinstance(targets, (list, tuple)) else type(targets).__name__
         raise ValueError(f"targets must be a list of {batch_size} dicts (one per image), got {n}")
@@ -65,13 +184,27 @@ def check_targets(targets: object, batch_size: int, num_classes: int) -> list[di
         if not isinstance(t, dict) or "boxes" not in t or "labels" not in t:
             raise ValueError(f"targets[{i}] must be a dict with 'boxes' and 'labels'")
         b, lab = t["boxes"], t["labels"]
-        if not isinstance(b, Tensor) or b.dim() != 2 or b.shape[1] != 4:
-            raise ValueError(f"targets[{i}]['boxes'] must be [N, 4], got {tuple(getattr(b, 'shape', ()))}")
-        if not isinstance(lab, Tensor) or lab.shape != b.shape[:1]:
-            raise ValueError(
-                f"targets[{i}]['labels'] must be [N] with N = {len(b)}, got "
-                f"{tuple(getattr(lab, 'shape', ()))}"
+        for key, v in (("boxes", b), ("labels", lab)):
+            if not isinstance(v, Tensor):
+                raise TypeError(
+                    f"targets[{i}]['{key}'] must be a torch.Tensor, got {type(v).__name__}; "
+                    "convert with torch.as_tensor(...)"
+                )
+        if b.dtype == torch.bool or b.is_complex():
+            raise TypeError(f"targets[{i}]['boxes'] must hold real pixel coordinates, got {b.dtype}")
+        if b.dim() != 2 or b.shape[1] != 4:
+            raise ValueError(f"targets[{i}]['boxes'] must be [N, 4], got {tuple(b.shape)}")
+        if lab.dtype == torch.bool or lab.is_floating_point() or lab.is_complex():
+            raise TypeError(
+                f"targets[{i}]['labels'] must be an integer tensor (int64 class ids 1..{num_classes}), "
+                f"got {lab.dtype}; convert with .long()"
             )
+        if lab.shape != b.shape[:1]:
+            hint = "; flatten [N, 1] labels with .flatten()" if lab.dim() == 2 and lab.shape[1] == 1 else ""
+            raise ValueError(
+                f"targets[{i}]['labels'] must be [N] with N = {len(b)}, got {tuple(lab.shape)}{hint}"
+            )
+        b = b if b.is_floating_point() else b.to(torch.get_default_dtype())
         if b.numel():
             bad = ~torch.isfinite(b).all(1) | (b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1])
             if bool(bad.any()):
@@ -86,7 +219,10 @@ def check_targets(targets: object, batch_size: int, num_classes: int) -> list[di
                     f"targets[{i}]['labels'][{j}] = {int(lab[j])} is outside 1..{num_classes} "
                     "(0 is background)"
                 )
-        out.append({"boxes": b.float() if not b.is_floating_point() else b, "labels": lab.long()})
+        lab = lab.long()
+        if device is not None:
+            b, lab = b.to(device), lab.to(device)
+        out.append({"boxes": b, "labels": lab})
     return out
 
 
@@ -121,6 +257,93 @@ class TinyBackbone(nn.Module):
 
     def forward(self, x: Tensor) -> list[Tensor]:
         return self.forward_features(x)
+
+
+class FrozenBatchNorm2d(nn.BatchNorm2d):
+    """Batch norm with fixed statistics and affine parameters (torchvision's detection backbones).
+
+    Detection batches are small (2-16 images), too few for good batch statistics, so fine-tuning keeps
+    the ImageNet running mean/variance and the affine ``weight``/``bias`` fixed: the layer is the
+    per-channel affine map ``(x - running_mean) / sqrt(running_var + eps) * weight + bias`` in train and
+    eval mode alike. Same state-dict keys as :class:`torch.nn.BatchNorm2d`; parameters have
+    ``requires_grad=False``.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5) -> None:
+        super().__init__(num_features, eps=eps)
+        self.weight.requires_grad_(False)
+        self.bias.requires_grad_(False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.batch_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+        )
+
+
+def freeze_batch_norm(module: nn.Module) -> nn.Module:
+    """Replace every :class:`torch.nn.BatchNorm2d` in ``module`` (in place) by a
+    :class:`FrozenBatchNorm2d` with the same statistics and parameters; returns ``module``."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d) and not isinstance(child, FrozenBatchNorm2d):
+            frozen = FrozenBatchNorm2d(child.num_features, child.eps).to(
+                device=child.running_mean.device, dtype=child.running_mean.dtype
+            )
+            frozen.load_state_dict(child.state_dict())
+            setattr(module, name, frozen)
+        else:
+            freeze_batch_norm(child)
+    return module
+
+
+_RESNET_STAGES = ("layer4", "layer3", "layer2", "layer1", "conv1")
+
+
+def resnet_backbone(
+    arch: str = "resnet50",
+    *,
+    weights_backbone: str | None = None,
+    trainable_layers: int | None = None,
+    frozen_bn: bool | None = None,
+) -> nn.Module:
+    """A cvlib ResNet for a detector, optionally with ImageNet weights, as torchvision's detection
+    backbones: frozen batch norm and only the last ``trainable_layers`` stages trained.
+
+    Args:
+        arch (str): ``"resnet18"``, ``"resnet34"``, ``"resnet50"``, ``"resnet101"`` or ``"resnet152"``.
+        weights_backbone (str | None): a tag of that ResNet's weight table (``"imagenet"``), loaded by
+            the classification factory (``create_model(arch, weights=...)``: cached, sha256-checked,
+            torchvision's layout); None = random initialisation.
+        trainable_layers (int | None): 0-5 stages trained, counted from the last (``layer4``, ``layer3``,
+            ``layer2``, ``layer1``, then ``conv1``/``bn1``); None = 3 with weights, 5 without
+            (torchvision's defaults).
+        frozen_bn (bool | None): replace BatchNorm by :class:`FrozenBatchNorm2d`; None = only with weights.
+
+    Returns:
+        nn.Module: the ResNet with its classifier ``fc`` replaced by ``nn.Identity`` (unused by
+        ``forward_features``).
+    """
+    from cvlib.models._registry import create_model
+
+    if arch not in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"):
+        raise ValueError(f"arch must be a ResNet (resnet18 ... resnet152), got {arch!r}")
+    if weights_backbone is not None and not isinstance(weights_backbone, str):
+        raise TypeError(
+            f"weights_backbone must be a str such as 'imagenet' or None, got {weights_backbone!r}"
+        )
+    pretrained = weights_backbone is not None
+    if trainable_layers is None:
+        trainable_layers = 3 if pretrained else 5
+    if not isinstance(trainable_layers, int) or not 0 <= trainable_layers <= 5:
+        raise ValueError(f"trainable_layers must be an int in 0..5, got {trainable_layers!r}")
+    backbone = create_model(arch, weights=weights_backbone)
+    backbone.fc = nn.Identity()
+    if pretrained if frozen_bn is None else frozen_bn:
+        freeze_batch_norm(backbone)
+    train = set(_RESNET_STAGES[:trainable_layers]) | ({"bn1"} if trainable_layers == 5 else set())
+    for name, p in backbone.named_parameters():
+        if name.split(".")[0] not in train:
+            p.requires_grad_(False)
+    return backbone
 
 
 class FPN(nn.Module):
@@ -246,3 +469,23 @@ class BackboneWithFPN(nn.Module):
         feats = self.body.forward_features(x)
         feats = [feats[i] for i in self.levels]
         return self.fpn(feats) if self.fpn is not None else feats
+
+
+def normalization(normalize: bool) -> dict[str, tuple[float, float, float] | None]:
+    """Constructor keywords ``image_mean``/``image_std``: ImageNet statistics if ``normalize`` else None."""
+    if not isinstance(normalize, bool):
+        raise TypeError(f"normalize must be a bool, got {normalize!r}")
+    return (
+        dict(image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD)
+        if normalize
+        else dict(image_mean=None, image_std=None)
+    )
+
+
+def reject_detector_weights(kwargs: dict) -> None:
+    """The detector factories take ``weights_backbone``; a ``weights=`` argument is a mistake."""
+    if "weights" in kwargs:
+        raise ValueError(
+            "cvlib publishes no trained detector weights; use weights_backbone='imagenet' for an ImageNet "
+            f"backbone (got weights={kwargs['weights']!r})"
+        )

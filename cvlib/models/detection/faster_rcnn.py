@@ -6,10 +6,13 @@ the best few hundred decoded anchors after NMS are the *proposals*. Stage 2 cuts
 for each proposal out of the feature level that suits its size, and a small MLP classifies it into
 K + 1 classes and regresses one box per class.
 
-Defaults are the paper's / Detectron's: RPN IoU 0.7 / 0.3, 256 anchors per image half positive, NMS 0.7;
-box head IoU 0.5, 512 proposals per image with 25 % positives, box coder weights (10, 10, 5, 5),
-smooth-L1 beta 1/9, test-time score threshold 0.05, NMS 0.5, 100 detections. Departures: images are
-not resized inside the model, and the ``*_small`` factories use fewer proposals and a smaller head.
+Defaults are the paper's / Detectron's: RPN IoU 0.7 / 0.3, 256 anchors per image half positive, NMS 0.7,
+RPN box coder weights (1, 1, 1, 1) (the deltas of the paper's eq. 2, unscaled); box head IoU 0.5, 512
+proposals per image with 25 % positives, box coder weights (10, 10, 5, 5), smooth-L1 beta 1/9,
+test-time score threshold 0.05, NMS 0.5, 100 detections. Departures: images are not resized inside the
+model, and the ``*_small`` factories use fewer proposals and a smaller head.
+Inputs may be uint8 (divided by 255 inside) and, with ``image_mean``/``image_std``, are normalised inside
+the model (see :mod:`cvlib.models.detection._common`).
 """
 
 from __future__ import annotations
@@ -20,13 +23,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cvlib.models._registry import create_model, register_model
+from cvlib.models._registry import register_model
 from cvlib.models.detection._common import (
     BackboneWithFPN,
     TinyBackbone,
+    _check_mean_std,
     check_targets,
     match_by_iou,
+    normalization,
     prepare_images,
+    reject_detector_weights,
+    resnet_backbone,
     sample_balanced,
 )
 from cvlib.ops.anchors import AnchorGenerator
@@ -68,7 +75,10 @@ class RPNHead(nn.Module):
 
 
 class RegionProposalNetwork(nn.Module):
-    """Anchors, RPN head, proposal selection (top-k per level, NMS) and the RPN losses."""
+    """Anchors, RPN head, proposal selection (top-k per level, NMS) and the RPN losses.
+
+    Anchor deltas use a :class:`cvlib.ops.boxes.BoxCoder` with weights (1, 1, 1, 1), as torchvision's
+    RPN (the second stage uses (10, 10, 5, 5))."""
 
     def __init__(
         self,
@@ -190,8 +200,9 @@ class FasterRCNN(nn.Module):
     """Faster R-CNN (Ren et al. 2015) with an optional FPN (Lin et al. 2017).
 
     Contract (as torchvision's detectors): ``images`` Tensor[B, 3, H, W] or list of Tensor[3, H, W],
-    float in [0, 1]; in training mode ``model(images, targets)`` with ``targets`` a list of dicts
-    ``{"boxes": Tensor[N, 4] float xyxy pixels, "labels": Tensor[N] int64 in 1..K}`` (0 = background,
+    float in [0, 1] or uint8 in [0, 255] (divided by 255 inside); in training mode
+    ``model(images, targets)`` with ``targets`` a list of dicts ``{"boxes": Tensor[N, 4] xyxy pixels
+    (float or integer), "labels": Tensor[N] integer in 1..K}`` (0 = background,
     N = 0 allowed) returns a dict of scalar losses ``loss_objectness, loss_rpn_box_reg,
     loss_classifier, loss_box_reg``; in eval mode ``model(images)`` returns one dict per image
     ``{"boxes": Tensor[D, 4], "scores": Tensor[D], "labels": Tensor[D] int64}``. ``takes_targets = True``
@@ -207,6 +218,9 @@ class FasterRCNN(nn.Module):
         box_batch_size_per_image (int), box_positive_fraction (float): stage-2 sampling.
         representation_size (int): MLP width of the box head.
         score_thresh, nms_thresh (float), detections_per_img (int): post-processing.
+        image_mean, image_std (tuple[float, float, float] | None): normalise the [0, 1] input inside the
+            model, ``(x - mean) / std`` per channel, before padding (None = no normalisation). ImageNet
+            backbones need the ImageNet statistics (their factories set them).
 
     Example:
         >>> model = faster_rcnn_small(num_classes=4).eval()
@@ -236,11 +250,14 @@ class FasterRCNN(nn.Module):
         score_thresh: float = 0.05,
         nms_thresh: float = 0.5,
         detections_per_img: int = 100,
+        image_mean: tuple[float, float, float] | None = None,
+        image_std: tuple[float, float, float] | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes must be an int >= 1 (background excluded), got {num_classes!r}")
         self.num_classes = num_classes
+        self.image_mean, self.image_std = _check_mean_std(image_mean, image_std)
         self.features = BackboneWithFPN(backbone, levels, fpn_channels)
         if len(anchor_sizes) != len(self.features.strides):
             raise ValueError(
@@ -289,13 +306,13 @@ class FasterRCNN(nn.Module):
         return boxes, torch.cat(labels), torch.cat(reg)
 
     def forward(self, images: Tensor | list[Tensor], targets: list[dict] | None = None):
-        images, sizes = prepare_images(images)
+        images, sizes = prepare_images(images, self.image_mean, self.image_std)
         if self.training:
             if targets is None:
                 raise ValueError(
                     "targets are required in training mode (model.train()); call model.eval() for predictions"
                 )
-            targets = check_targets(targets, images.shape[0], self.num_classes)
+            targets = check_targets(targets, images.shape[0], self.num_classes, images.device)
         image_size = tuple(images.shape[-2:])
         feats = self.features(images)
         proposals, losses = self.rpn(image_size, feats, targets if self.training else None)
@@ -333,8 +350,14 @@ class FasterRCNN(nn.Module):
 
 
 @register_model(task="detection")
-def faster_rcnn_small(*, num_classes: int = 4, **kwargs) -> FasterRCNN:
-    """Faster R-CNN + FPN on :class:`TinyBackbone` (strides 4, 8, 16) for 64-128 px images on a CPU."""
+def faster_rcnn_small(*, num_classes: int = 4, normalize: bool = False, **kwargs) -> FasterRCNN:
+    """Faster R-CNN + FPN on :class:`TinyBackbone` (strides 4, 8, 16) for 64-128 px images on a CPU.
+
+    ``normalize=True`` normalises the input with the ImageNet statistics inside the model (off by
+    default: the tiny backbone trains from scratch on [0, 1] images). Other keywords go to
+    :class:`FasterRCNN`.
+    """
+    reject_detector_weights(kwargs)
     cfg = dict(
         levels=(0, 1, 2),
         fpn_channels=32,
@@ -344,18 +367,47 @@ def faster_rcnn_small(*, num_classes: int = 4, **kwargs) -> FasterRCNN:
         rpn_batch_size_per_image=128,
         box_batch_size_per_image=32,
         representation_size=128,
+        **normalization(normalize),
     )
     cfg.update(kwargs)
     return FasterRCNN(TinyBackbone((16, 32, 48, 64)), num_classes, **cfg)
 
 
 @register_model(task="detection")
-def faster_rcnn_resnet50_fpn(*, num_classes: int = 20, weights: str | None = None, **kwargs) -> FasterRCNN:
-    """Faster R-CNN + FPN on ResNet-50 stages 2-5 (strides 4-32), anchors 32-512 (Lin et al. 2017, Table 3).
+def faster_rcnn_resnet50_fpn(
+    *,
+    num_classes: int = 20,
+    weights_backbone: str | None = None,
+    trainable_backbone_layers: int | None = None,
+    normalize: bool = True,
+    **kwargs,
+) -> FasterRCNN:
+    """Faster R-CNN + FPN on ResNet-50 stages 2-5 (P2-P5, strides 4-32) with one anchor size per level,
+    32, 64, 128 and 256 px, at aspect ratios 0.5, 1, 2. Lin et al. 2017 (Table 3) and torchvision add a
+    P6 level (stride 64, anchor 512); this model stops at P5, so objects above ~256 px are matched to
+    256-px anchors and regressed from them.
 
-    ``weights`` goes to the ResNet-50 backbone (e.g. ImageNet weights, if cvlib provides them).
+    Args:
+        num_classes (int): K object classes (20 for Pascal VOC).
+        weights_backbone (str | None): ``"imagenet"`` loads torchvision's ImageNet ResNet-50 weights into
+            the backbone (through :func:`cvlib.models.create_model`, cached and sha256-checked); None
+            trains from scratch.
+        trainable_backbone_layers (int | None): ResNet stages trained, from the last (0-5); None = 3 with
+            weights (conv1 and layer1 frozen, as torchvision), 5 without. With weights the backbone's
+            batch norm is frozen (:class:`cvlib.models.detection._common.FrozenBatchNorm2d`).
+        normalize (bool): normalise the [0, 1] (or uint8) input with the ImageNet mean/std inside the
+            model, as the weights expect (default True).
+        **kwargs: further :class:`FasterRCNN` arguments.
     """
-    backbone = create_model("resnet50", weights=weights)
-    cfg = dict(levels=(0, 1, 2, 3), fpn_channels=256, anchor_sizes=((32,), (64,), (128,), (256,)))
+    reject_detector_weights(kwargs)
+    backbone = resnet_backbone(
+        "resnet50", weights_backbone=weights_backbone, trainable_layers=trainable_backbone_layers
+    )
+    cfg = dict(
+        levels=(0, 1, 2, 3),
+        fpn_channels=256,
+        anchor_sizes=((32,), (64,), (128,), (256,)),
+        **normalization(normalize),
+    )
     cfg.update(kwargs)
     return FasterRCNN(backbone, num_classes, **cfg)

@@ -12,6 +12,8 @@ positives. At test time a point's score is ``sqrt(sigmoid(cls) * sigmoid(ctr))``
 
 Departures from the paper: distances are ``relu(x) * stride`` (the FCOS v2 "norm_reg_targets" form) and
 GroupNorm groups are ``min(32, C // 4)`` so that narrow heads work; images are not resized in the model.
+Inputs may be uint8 (divided by 255 inside) and, with ``image_mean``/``image_std``, are normalised inside
+the model (see :mod:`cvlib.models.detection._common`).
 """
 
 from __future__ import annotations
@@ -22,8 +24,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cvlib.models._registry import create_model, register_model
-from cvlib.models.detection._common import BackboneWithFPN, TinyBackbone, check_targets, prepare_images
+from cvlib.models._registry import register_model
+from cvlib.models.detection._common import (
+    BackboneWithFPN,
+    TinyBackbone,
+    _check_mean_std,
+    check_targets,
+    normalization,
+    prepare_images,
+    reject_detector_weights,
+    resnet_backbone,
+)
 from cvlib.ops.anchors import grid_points
 from cvlib.ops.boxes import batched_nms, clip_boxes_to_image
 from cvlib.ops.losses import giou_loss, sigmoid_focal_loss
@@ -80,7 +91,7 @@ class FCOSHead(nn.Module):
 class FCOS(nn.Module):
     """FCOS (Tian et al. 2019): anchor-free one-stage detector, focal + GIoU + centerness losses.
 
-    Contract as :class:`cvlib.models.detection.FasterRCNN`: images in [0, 1]; training mode
+    Contract as :class:`cvlib.models.detection.FasterRCNN`: images float in [0, 1] or uint8; training mode
     ``model(images, targets)`` -> ``{"loss_cls", "loss_box_reg", "loss_ctrness"}``; eval mode
     ``model(images)`` -> list of ``{"boxes", "scores", "labels"}`` (labels 1..K).
 
@@ -92,6 +103,8 @@ class FCOS(nn.Module):
         num_convs (int): head tower depth. center_sampling_radius (float): in strides (1.5).
         focal_alpha, focal_gamma (float): focal loss (0.25, 2 from RetinaNet).
         score_thresh (float), nms_thresh (float), topk_candidates (int), detections_per_img (int): inference.
+        image_mean, image_std (tuple[float, float, float] | None): normalise the [0, 1] input inside the
+            model, ``(x - mean) / std`` per channel, before padding (None = no normalisation).
 
     Example:
         >>> model = fcos_small(num_classes=4).eval()
@@ -117,11 +130,14 @@ class FCOS(nn.Module):
         nms_thresh: float = 0.6,
         topk_candidates: int = 1000,
         detections_per_img: int = 100,
+        image_mean: tuple[float, float, float] | None = None,
+        image_std: tuple[float, float, float] | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes must be an int >= 1 (background excluded), got {num_classes!r}")
         self.num_classes = num_classes
+        self.image_mean, self.image_std = _check_mean_std(image_mean, image_std)
         self.features = BackboneWithFPN(backbone, levels, fpn_channels, extra_levels)
         self.head = FCOSHead(fpn_channels, num_classes, num_convs)
         self.center_sampling_radius = center_sampling_radius
@@ -164,13 +180,13 @@ class FCOS(nn.Module):
         return torch.where(torch.isfinite(best), idx, torch.full_like(idx, -1))
 
     def forward(self, images: Tensor | list[Tensor], targets: list[dict] | None = None):
-        images, sizes = prepare_images(images)
+        images, sizes = prepare_images(images, self.image_mean, self.image_std)
         if self.training:
             if targets is None:
                 raise ValueError(
                     "targets are required in training mode (model.train()); call model.eval() for predictions"
                 )
-            targets = check_targets(targets, images.shape[0], self.num_classes)
+            targets = check_targets(targets, images.shape[0], self.num_classes, images.device)
         feats = self.features(images)
         cls, dist, ctr = self.head(feats, self.features.strides)  # [B, P, K], [B, P, 4], [B, P]
         pts, strides, level, ranges = self._points(feats, torch.promote_types(dist.dtype, torch.float32))
@@ -236,17 +252,49 @@ class FCOS(nn.Module):
 
 
 @register_model(task="detection")
-def fcos_small(*, num_classes: int = 4, **kwargs) -> FCOS:
-    """FCOS on :class:`TinyBackbone` with an FPN over strides 4, 8, 16 and 2-conv towers (CPU-sized)."""
-    cfg = dict(levels=(0, 1, 2), fpn_channels=32, extra_levels=0, num_convs=2, topk_candidates=100)
+def fcos_small(*, num_classes: int = 4, normalize: bool = False, **kwargs) -> FCOS:
+    """FCOS on :class:`TinyBackbone` with an FPN over strides 4, 8, 16 and 2-conv towers (CPU-sized).
+
+    ``normalize=True`` normalises the input with the ImageNet statistics inside the model (off by
+    default). Other keywords go to :class:`FCOS`.
+    """
+    reject_detector_weights(kwargs)
+    cfg = dict(
+        levels=(0, 1, 2),
+        fpn_channels=32,
+        extra_levels=0,
+        num_convs=2,
+        topk_candidates=100,
+        **normalization(normalize),
+    )
     cfg.update(kwargs)
     return FCOS(TinyBackbone((16, 32, 48, 64)), num_classes, **cfg)
 
 
 @register_model(task="detection")
-def fcos_resnet50_fpn(*, num_classes: int = 20, weights: str | None = None, **kwargs) -> FCOS:
-    """FCOS with ResNet-50 stages 3-5 and P3-P7 (strides 8-128), 4-conv towers, as in the paper."""
-    backbone = create_model("resnet50", weights=weights)
-    cfg = dict(levels=(1, 2, 3), fpn_channels=256, extra_levels=2, num_convs=4)
+def fcos_resnet50_fpn(
+    *,
+    num_classes: int = 20,
+    weights_backbone: str | None = None,
+    trainable_backbone_layers: int | None = None,
+    normalize: bool = True,
+    **kwargs,
+) -> FCOS:
+    """FCOS with ResNet-50 stages 3-5 and P3-P7 (strides 8-128), 4-conv towers, as in the paper.
+
+    Args:
+        num_classes (int): K object classes (20 for Pascal VOC).
+        weights_backbone (str | None): ``"imagenet"`` loads torchvision's ImageNet ResNet-50 weights into
+            the backbone (cached, sha256-checked); None trains from scratch.
+        trainable_backbone_layers (int | None): ResNet stages trained, from the last (0-5); None = 3 with
+            weights, 5 without. With weights the backbone's batch norm is frozen.
+        normalize (bool): normalise the input with the ImageNet mean/std inside the model (default True).
+        **kwargs: further :class:`FCOS` arguments.
+    """
+    reject_detector_weights(kwargs)
+    backbone = resnet_backbone(
+        "resnet50", weights_backbone=weights_backbone, trainable_layers=trainable_backbone_layers
+    )
+    cfg = dict(levels=(1, 2, 3), fpn_channels=256, extra_levels=2, num_convs=4, **normalization(normalize))
     cfg.update(kwargs)
     return FCOS(backbone, num_classes, **cfg)

@@ -87,7 +87,7 @@ def test_registry_and_errors():
         topk_accuracy(out, y, k=8)
     with pytest.raises(ValueError, match=r"target must have shape \(60,\)"):
         accuracy(out, y[:5])
-    with pytest.raises(ValueError, match=r"target holds class 9, outside \[0, 7\)"):
+    with pytest.raises(ValueError, match=r"target holds class id 9, outside \[0, 7\)"):
         confusion_matrix(out, torch.full((60,), 9))
 
 
@@ -95,3 +95,56 @@ def test_segmentation_names_resolve_lazily():
     seg = pytest.importorskip("cvlib.metrics.segmentation")
     assert isinstance(get_metric("pixel_accuracy"), seg.PixelAccuracy)
     assert isinstance(get_metric("miou", num_classes=4), seg.MeanIoU)
+
+
+def test_confusion_matrix_rejects_out_of_range_predictions():
+    # Before: pred 5 with K=3 landed in cell (1, 2) and class 0 vanished.
+    msg = r"output \(predicted class ids\) holds class id 5, outside \[0, 3\)"
+    with pytest.raises(ValueError, match=msg):
+        confusion_matrix(torch.tensor([5, 1]), torch.tensor([0, 1]), num_classes=3)
+    with pytest.raises(ValueError, match=r"holds class id -1"):
+        confusion_matrix(torch.tensor([-1, 1]), torch.tensor([0, 1]), num_classes=3)
+    logits = torch.randn(4, 5)  # 5 classes scored, 3 declared
+    with pytest.raises(ValueError, match=r"output has 5 classes .* num_classes=3"):
+        confusion_matrix(logits, torch.tensor([0, 1, 2, 0]), num_classes=3)
+    cm = confusion_matrix(torch.tensor([2, 1, 0]), torch.tensor([0, 1, 2]), num_classes=3)
+    assert cm.sum() == 3 and cm[0, 2] == 1 and cm[2, 0] == 1
+
+
+@pytest.mark.parametrize("fn", [accuracy, lambda o, t: topk_accuracy(o, t, k=2)])
+def test_accuracy_validates_labels_and_scores(fn):
+    out, y = _scores(10, 4)
+    with pytest.raises(ValueError, match=r"target holds class id 4, outside \[0, 4\)"):
+        fn(out, torch.full((10,), 4))
+    with pytest.raises(ValueError, match="class id -2"):
+        fn(out, torch.full((10,), -2))
+    with pytest.raises(ValueError, match="NaN scores"):
+        fn(torch.full((10, 4), float("nan")), y)  # before: accuracy 1.0
+    nan_one = out.clone()
+    nan_one[3, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        fn(nan_one, y)
+    with pytest.raises(TypeError, match="bool"):
+        fn(out, y.bool())
+    with pytest.raises(TypeError, match="complex"):
+        fn(out, y.to(torch.complex64))
+    with pytest.raises(TypeError, match=r"target.long\(\)"):
+        fn(out, y.float())  # float class ids that are not soft labels
+    with pytest.raises(ValueError, match="squeeze"):
+        fn(out, y[:, None])
+    with pytest.raises(TypeError, match="output must be a float"):
+        fn(out.long(), y)
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        fn(out, y.tolist())
+    # int32 / int16 class ids are fine
+    assert fn(out, y.int()) == fn(out, y.short()) == fn(out, y)
+
+
+def test_per_pixel_ignore_index_is_not_out_of_range():
+    out = torch.randn(2, 3, 4, 4)
+    y = torch.randint(0, 3, (2, 4, 4))
+    y[0, 0, 0] = 255
+    assert 0 <= accuracy(out, y) <= 1
+    y[0, 0, 1] = 7
+    with pytest.raises(ValueError, match="class id 7.*ignore_index=255"):
+        accuracy(out, y)

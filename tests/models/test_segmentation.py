@@ -236,3 +236,51 @@ def test_pix2pix_paper_sizes():
     model = create_model("pix2pix")
     # the reference implementation's unet_256 generator and 3-layer PatchGAN for 3 -> 3 channels
     assert _n_params(model.generator) == 54_414_531 and _n_params(model.discriminator) == 2_768_705
+
+
+_CHANNELS_LAST_STEP = """
+import torch
+from cvlib.models import create_model
+torch.manual_seed(0)
+torch.set_num_threads(1)
+m = create_model("deeplabv3plus_small", num_classes=3).to(memory_format=torch.channels_last).train()
+x = torch.rand(2, 128, 128, 3).permute(0, 3, 1, 2)  # an HWC batch seen as NCHW: channels_last strides
+y = torch.randint(0, 3, (2, 128, 128))
+opt = torch.optim.SGD(m.parameters(), lr=0.1)
+loss = torch.nn.functional.cross_entropy(m(x), y)
+loss.backward()
+opt.step()
+print("step ok", bool(torch.isfinite(loss)))
+"""
+
+
+def test_deeplab_small_trains_on_channels_last_cpu_input():
+    # oneDNN's backward of a 1x1 stride-2 conv with 8 input channels segfaulted on channels_last input;
+    # a subprocess turns a segfault into a failed test instead of killing pytest.
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-c", _CHANNELS_LAST_STEP],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr[-2000:]}"
+    assert "step ok True" in r.stdout
+
+
+def test_deeplab_shortcut_equals_strided_conv():
+    from cvlib.models.segmentation.deeplab import _XceptionBlock
+
+    torch.manual_seed(0)
+    block = _XceptionBlock(8, 16, 2, 1).eval()
+    x = torch.randn(2, 8, 15, 17)
+    conv, bn = block.shortcut[0], block.shortcut[1]
+    ref = bn(F.conv2d(x, conv.weight, conv.bias, stride=2))  # the 1x1 stride-2 conv it replaces
+    got = block.shortcut(x[:, :, ::2, ::2].contiguous())
+    assert got.shape == ref.shape == (2, 16, 8, 9)
+    torch.testing.assert_close(got, ref)
+    assert block(x).shape == (2, 16, 8, 9)
+    n = sum(p.numel() for p in create_model("deeplabv3plus_small").parameters())
+    assert n == 91_045  # the parameter count ch07 prints (num_classes=5), unchanged by the fix

@@ -104,10 +104,16 @@ class _XceptionBlock(nn.Module):
             DepthwiseSeparableConv2d(cout, cout, 3, dilation=dilation),
             DepthwiseSeparableConv2d(cout, cout, 3, stride, dilation, activation=None),
         )
-        self.shortcut = ConvNormAct(cin, cout, 1, stride=stride, activation=None)
+        # The 1x1 stride-s shortcut is computed as "take every s-th pixel, then a 1x1 conv" (the same
+        # function and parameters): oneDNN's CPU backward of a strided 1x1 conv with fewer than 16 input
+        # channels on a channels_last input segfaults (torch 2.x), and this form never reaches that kernel.
+        self.shortcut = ConvNormAct(cin, cout, 1, activation=None)
+        self.shortcut_stride = stride
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.relu(self.convs(x) + self.shortcut(x))
+        s = self.shortcut_stride
+        skip = x if s == 1 else x[:, :, ::s, ::s].contiguous()
+        return F.relu(self.convs(x) + self.shortcut(skip))
 
 
 class SmallXception(nn.Module):

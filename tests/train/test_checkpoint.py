@@ -49,13 +49,21 @@ def test_resume_is_exact(tmp_path, optimizer, schedule):
     assert torch.equal(_params(resumed), _params(straight))
 
 
-def test_save_is_atomic_and_weights_only(tmp_path):
+def test_save_is_atomic_and_weights_only(tmp_path, monkeypatch):
     m = _mlp(0)
     p = save_checkpoint(tmp_path / "sub" / "m.pt", m, epoch=3)
     assert os.listdir(tmp_path / "sub") == ["m.pt"]
     before = p.read_bytes()
-    with pytest.raises((pickle.PicklingError, AttributeError), match="lambda"):
-        save_checkpoint(p, m, epoch=4, bad=lambda: 0)  # lambdas cannot be pickled
+    real_save = torch.save
+
+    def failing_save(obj, f, *a, **k):  # writes part of the archive, then fails
+        f.write(b"PK\x03\x04 half an archive")
+        raise pickle.PicklingError("cannot pickle 'lambda'")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(pickle.PicklingError, match="lambda"):
+        save_checkpoint(p, m, epoch=4)
+    monkeypatch.setattr(torch, "save", real_save)
     assert p.read_bytes() == before  # the old file survives a failed save
     assert os.listdir(tmp_path / "sub") == ["m.pt"]  # no temporary left behind
     torch.load(p, weights_only=True)  # loadable without unpickling arbitrary objects

@@ -63,7 +63,9 @@ def convert_boxes_to_roi_format(boxes: list[Tensor] | Tensor, batch_size: int | 
     return rois
 
 
-def _check(input: Tensor, boxes, output_size) -> tuple[Tensor, tuple[int, int]]:
+def _check(
+    input: Tensor, boxes, output_size, spatial_scale: float, inverted: bool = True
+) -> tuple[Tensor, tuple[int, int]]:
     if not isinstance(input, Tensor) or input.dim() != 4:
         shape = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
         raise ValueError(f"input must be a Tensor[B, C, H, W], got {shape}")
@@ -71,9 +73,22 @@ def _check(input: Tensor, boxes, output_size) -> tuple[Tensor, tuple[int, int]]:
     if oh <= 0 or ow <= 0:
         raise ValueError(f"output_size must be positive, got {output_size!r}")
     # coordinates in float32 at least: half/bfloat16 cannot represent pixel positions of large maps
+    try:
+        scale = float(spatial_scale)
+    except (TypeError, ValueError):
+        raise TypeError(f"spatial_scale must be a float, got {type(spatial_scale).__name__}") from None
+    if not scale > 0 or scale == float("inf"):
+        raise ValueError(f"spatial_scale must be a finite number > 0 (1 / stride), got {spatial_scale!r}")
     rois = convert_boxes_to_roi_format(boxes, input.shape[0]).to(
         torch.promote_types(input.dtype, torch.float32)
     )
+    if inverted and rois.numel():
+        bad = (rois[:, 3] < rois[:, 1]) | (rois[:, 4] < rois[:, 2])
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0, 0])
+            raise ValueError(
+                f"boxes must be xyxy with x1 <= x2 and y1 <= y2; roi {i} is inverted: {rois[i, 1:].tolist()}"
+            )
     return rois, (oh, ow)
 
 
@@ -121,16 +136,34 @@ def roi_align(
 
     Args:
         input (Tensor[B, C, H, W]): feature maps.
-        boxes (list[Tensor[K_b, 4]] | Tensor[K, 5]): xyxy boxes in input-image pixels (see module docstring).
+        boxes (list[Tensor[K_b, 4]] | Tensor[K, 5]): xyxy boxes in input-image pixels (see module docstring),
+            with x1 <= x2 and y1 <= y2.
         output_size (int | tuple[int, int]): ``(out_h, out_w)`` bins.
-        spatial_scale (float): multiply box coordinates by this to get feature-map coordinates.
+        spatial_scale (float): multiply box coordinates by this to get feature-map coordinates (> 0).
         sampling_ratio (int): samples per bin side; <= 0 means adaptive ``ceil(roi_size / out_size)``.
         aligned (bool): shift boxes by -0.5 cell so that a pixel's centre maps to a sample point exactly.
 
     Returns:
         Tensor[K, C, out_h, out_w]: pooled features, in the order of the rois.
+
+    Memory is bounded: rois (and, for very large rois, rows of output bins) are processed in blocks of
+    at most ``2**24`` bilinear samples x channels (64 MB in float32 per tap), whatever the sizes.
     """
-    rois, (oh, ow) = _check(input, boxes, output_size)
+    rois, (oh, ow) = _check(input, boxes, output_size, spatial_scale, inverted=True)
+    return _roi_align(input, rois, (oh, ow), float(spatial_scale), sampling_ratio, aligned)
+
+
+def _roi_align(
+    input: Tensor,
+    rois: Tensor,
+    output_size: tuple[int, int],
+    spatial_scale: float,
+    sampling_ratio: int,
+    aligned: bool,
+    max_elements: int = 2**24,
+) -> Tensor:
+    """:func:`roi_align` on validated ``rois`` Tensor[K, 5], in blocks of <= ``max_elements`` samples."""
+    oh, ow = output_size
     b, c, h, w = input.shape
     k = rois.shape[0]
     if k == 0:
@@ -150,16 +183,29 @@ def roi_align(
     xlo, xhi, wxlo, wxhi = _axis_samples(x1, rw, ow, gx, gx_max, w)  # [K, X]
     base = rois[:, 0].long() * (h * w)  # [K]
     flat = input.permute(0, 2, 3, 1).reshape(b * h * w, c).to(rois.dtype)  # [B*H*W, C]: rows gather fast
-    out = 0
-    for yi, wy in ((ylo, wylo), (yhi, wyhi)):
-        for xi, wx in ((xlo, wxlo), (xhi, wxhi)):
-            idx = base[:, None, None] + yi[:, :, None] * w + xi[:, None, :]  # [K, Y, X]
-            wgt = wy[:, :, None] * wx[:, None, :]  # [K, Y, X]
-            out = (
-                out + flat.index_select(0, idx.reshape(-1)).view(*idx.shape, c) * wgt[..., None]
-            )  # [K, Y, X, C]
-    out = out.view(k, oh, gy_max, ow, gx_max, c).sum(dim=(2, 4))  # sum of the samples of each bin
-    out = out / (gy * gx).view(k, 1, 1, 1)  # [K, oh, ow, C]
+    # memory: a block of k rois x r output rows holds k * r * gy_max * X * C samples per tap; blocks are
+    # sized to stay under max_elements (at least one roi and one output row)
+    per_row = gy_max * xlo.shape[1] * c
+    rows = max(1, min(oh, max_elements // max(1, per_row)))
+    kc = max(1, max_elements // max(1, per_row * oh)) if rows == oh else 1
+    outs = []
+    for ks in range(0, k, kc):
+        kk = slice(ks, ks + kc)
+        n = len(range(k)[kk])
+        row_outs = []
+        for r0 in range(0, oh, rows):
+            r1 = min(oh, r0 + rows)
+            yy = slice(r0 * gy_max, r1 * gy_max)
+            acc = 0
+            for yi, wy in ((ylo, wylo), (yhi, wyhi)):
+                for xi, wx in ((xlo, wxlo), (xhi, wxhi)):
+                    idx = base[kk, None, None] + yi[kk, yy, None] * w + xi[kk, None, :]  # [k, Y', X]
+                    wgt = wy[kk, yy, None] * wx[kk, None, :]  # [k, Y', X]
+                    acc = acc + flat.index_select(0, idx.reshape(-1)).view(*idx.shape, c) * wgt[..., None]
+            row_outs.append(acc.view(n, r1 - r0, gy_max, ow, gx_max, c).sum(dim=(2, 4)))  # [k, r, ow, C]
+        outs.append(torch.cat(row_outs, dim=1) if len(row_outs) > 1 else row_outs[0])
+    out = torch.cat(outs, dim=0) if len(outs) > 1 else outs[0]  # [K, oh, ow, C]
+    out = out / (gy * gx).view(k, 1, 1, 1)
     return out.permute(0, 3, 1, 2).to(input.dtype).contiguous()
 
 
@@ -171,18 +217,20 @@ def roi_pool(
 ) -> Tensor:
     """RoIPool (Girshick 2015): max over the feature cells of each bin of the rounded box.
 
-    The box is rounded to whole cells (``round(x * spatial_scale)``), at least one cell wide; bin
+    The box is rounded to whole cells (``round(x * spatial_scale)``, halves away from zero like C's
+    ``round`` in torchvision's kernel, not to even), at least one cell wide; bin
     ``p`` covers cells ``floor(p * size / out)`` to ``ceil((p + 1) * size / out)`` (exclusive), clipped to
     the map. An empty bin gives 0.
 
     Args and shapes as :func:`roi_align`. Returns: Tensor[K, C, out_h, out_w].
     """
-    rois, (oh, ow) = _check(input, boxes, output_size)
+    rois, (oh, ow) = _check(input, boxes, output_size, spatial_scale)
     b, c, h, w = input.shape
     k = rois.shape[0]
     if k == 0:
         return input.new_zeros((0, c, oh, ow))
-    coords = torch.round(rois[:, 1:] * spatial_scale)
+    scaled = rois[:, 1:] * spatial_scale
+    coords = torch.sign(scaled) * torch.floor(scaled.abs() + 0.5)  # half away from zero, as torchvision
     x1, y1, x2, y2 = coords.unbind(1)
     rw, rh = (x2 - x1 + 1).clamp(min=1), (y2 - y1 + 1).clamp(min=1)
 

@@ -57,7 +57,9 @@ def ref_roi_pool(feat, rois, out, scale):
     h, w = feat.shape[-2:]
     res = torch.zeros(len(rois), feat.shape[1], out, out, dtype=feat.dtype)
     for k, (b, *xyxy) in enumerate(rois.tolist()):
-        x1, y1, x2, y2 = [round(v * scale) for v in xyxy]
+        # C's round (torchvision's kernel): halves away from zero
+        x1, y1, x2, y2 = [math.copysign(math.floor(abs(v * scale) + 0.5), v) for v in xyxy]
+        x1, y1, x2, y2 = int(x1), int(y1), int(x2), int(y2)
         rw, rh = max(x2 - x1 + 1, 1), max(y2 - y1 + 1, 1)
         for ph in range(out):
             hs = min(max(math.floor(ph * rh / out) + y1, 0), h)
@@ -145,3 +147,61 @@ def test_matches_torchvision_when_available():
                 tv.roi_align(feat, rois, (4, 3), 0.5, ratio, aligned),
             )
     torch.testing.assert_close(roi_pool(feat, rois, (4, 3), 0.5), tv.roi_pool(feat, rois, (4, 3), 0.5))
+
+
+def test_roi_pool_rounds_half_away_from_zero():
+    # stride-16 half-cell boxes: 40 / 16 = 2.5 -> 3 (half to even would give 2), 72 / 16 = 4.5 -> 5
+    feat = torch.arange(8 * 8, dtype=torch.float32).view(1, 1, 8, 8)
+    out = roi_pool(feat, torch.tensor([[0.0, 40, 40, 72, 72]]), 1, spatial_scale=1 / 16)
+    assert out.item() == feat[0, 0, 3:6, 3:6].max().item() == 45.0
+    # negative halves go away from zero too: -8 / 16 = -0.5 -> -1, clipped to the map
+    rois = torch.tensor([[0.0, -8, -8, 24, 24]])  # cells [-1, 2] (half to even: [0, 2])
+    out = roi_pool(feat, rois, 2, spatial_scale=1 / 16)  # 4 cells -> 2 bins of 2: [-1, 0], [1, 2]
+    assert out[0, 0].tolist() == [[feat[0, 0, 0, 0].item(), feat[0, 0, 0, 2].item()], [16.0, 18.0]]
+
+
+def test_roi_align_rejects_inverted_boxes_and_bad_scale():
+    feat = torch.randn(1, 2, 8, 8)
+    with pytest.raises(ValueError, match=r"roi 1 is inverted"):
+        roi_align(feat, torch.tensor([[0.0, 0, 0, 4, 4], [0, 5, 0, 2, 4]]), 2)
+    with pytest.raises(ValueError, match=r"roi 0 is inverted"):
+        roi_align(feat, [torch.tensor([[0.0, 5, 4, 1]])], 2)
+    for bad in (-0.5, 0.0, float("nan")):
+        with pytest.raises(ValueError, match="spatial_scale must be a finite number > 0"):
+            roi_align(feat, torch.tensor([[0.0, 0, 0, 4, 4]]), 2, spatial_scale=bad)
+    with pytest.raises(ValueError, match="spatial_scale"):
+        roi_pool(feat, torch.tensor([[0.0, 0, 0, 4, 4]]), 2, spatial_scale=-1.0)
+
+
+def test_roi_align_chunked_equals_unchunked_and_memory_is_bounded():
+    from cvlib.ops.roi import _roi_align
+
+    g = torch.Generator().manual_seed(0)
+    feat = torch.randn(2, 5, 40, 40, generator=g)
+    rois = torch.cat(
+        [torch.randint(0, 2, (9, 1), generator=g).float(), torch.rand(9, 2, generator=g) * 15], 1
+    )
+    rois = torch.cat([rois, rois[:, 1:] + torch.rand(9, 2, generator=g) * 30 + 1], 1)
+    full = _roi_align(feat, rois, (3, 4), 0.9, -1, True, max_elements=2**40)  # one block
+    for budget in (1, 500, 5000, 2**15):  # per-row blocks, one roi per block, several rois per block
+        torch.testing.assert_close(_roi_align(feat, rois, (3, 4), 0.9, -1, True, max_elements=budget), full)
+    torch.testing.assert_close(roi_align(feat, rois, (3, 4), 0.9, -1, True), full)
+    # the case, 64 rois of 500 px on a 64-channel 512 x 512 map, asked for 4.16 GB per tap
+    # (65 MB per roi); two such rois here (the work, not the memory, grows with their number). The
+    # default block is 2**24 samples x channels (64 MB in float32): record the largest block
+    big = torch.zeros(1, 64, 512, 512)
+    boxes = torch.tensor([[0.0, 5, 5, 505, 505]]).repeat(2, 1)
+    sizes = []
+    real = torch.Tensor.index_select
+
+    def spy(self, dim, index):
+        sizes.append(index.numel() * self.shape[1])
+        return real(self, dim, index)
+
+    torch.Tensor.index_select = spy
+    try:
+        out = roi_align(big, boxes, 7, sampling_ratio=-1)
+    finally:
+        torch.Tensor.index_select = real
+    assert out.shape == (2, 64, 7, 7)
+    assert max(sizes) <= 2**24 < 2 * 504 * 504 * 64

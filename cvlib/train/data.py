@@ -13,7 +13,14 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-__all__ = ["TensorBatches", "LoaderBatches", "make_batches", "to_device", "detection_collate"]
+__all__ = [
+    "TensorBatches",
+    "LoaderBatches",
+    "PairDataset",
+    "make_batches",
+    "to_device",
+    "detection_collate",
+]
 
 # Keep at most this fraction of the free device memory for resident data.
 _DEVICE_FRACTION = 0.5
@@ -43,6 +50,41 @@ def detection_collate(batch: Sequence[tuple[Any, Any]]) -> tuple[Any, list]:
     if all(isinstance(im, torch.Tensor) for im in images) and len({tuple(im.shape) for im in images}) == 1:
         return torch.stack(images), targets
     return images, targets
+
+
+class PairDataset(Dataset):
+    """``(images, targets)`` as a Dataset of pairs, batched with :func:`detection_collate`.
+
+    Args:
+        images (Tensor[N, C, H, W] | list[Tensor[C, H, W]]): the inputs.
+        targets (list[dict]): one target dict per image (``boxes [M, 4]`` xyxy, ``labels [M]``, ...).
+    """
+
+    collate_fn = staticmethod(detection_collate)
+
+    def __init__(self, images: Any, targets: Sequence[Any]) -> None:
+        if len(images) != len(targets):
+            raise ValueError(
+                f"images and targets must have the same length, got {len(images)} and {len(targets)}"
+            )
+        self.images, self.targets = images, targets
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> tuple[Any, Any]:
+        return self.images[i], self.targets[i]
+
+
+def _target_dicts(data: Any) -> bool:
+    """True for ``(images, [dict, ...])``: detection-style inputs with one target dict per image."""
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        return False
+    images, targets = data
+    ok_images = isinstance(images, torch.Tensor) or (
+        isinstance(images, (list, tuple)) and all(isinstance(im, torch.Tensor) for im in images)
+    )
+    return ok_images and isinstance(targets, (list, tuple)) and all(isinstance(t, dict) for t in targets)
 
 
 def _perm(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -152,7 +194,8 @@ def make_batches(
     drop_single: bool = False,
     name: str = "data",
 ) -> TensorBatches | LoaderBatches:
-    """Wrap ``(X, y)``, a TensorDataset, a Dataset or a DataLoader as an iterable of device batches.
+    """Wrap ``(X, y)``, ``(images, list of target dicts)``, a TensorDataset, a Dataset or a DataLoader as
+    an iterable of device batches.
 
     Raises:
         ValueError: for an empty dataset, mismatched lengths or a non-positive batch size.
@@ -160,6 +203,8 @@ def make_batches(
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if _target_dicts(data):
+        data = PairDataset(*data)
     tensors = _as_tensors(data)
     if tensors is not None:
         x, y = tensors
@@ -197,5 +242,6 @@ def make_batches(
         )
         return LoaderBatches(loader, device, seed=seed)
     raise TypeError(
-        f"{name} must be an (X, y) tuple of tensors, a Dataset or a DataLoader, got {type(data).__name__}"
+        f"{name} must be an (X, y) tuple of tensors, (images, list of target dicts), a Dataset or a "
+        f"DataLoader, got {type(data).__name__}"
     )

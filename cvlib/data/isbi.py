@@ -9,8 +9,16 @@ challenge's training volume as PNG files): ``train/image/N.png`` (8-bit grey) an
 
 Mask convention returned here: **membrane = 1, cell interior = 0** (the thin structure is the
 positive class; label pixels below 128 count as membrane). Downloads come from
-``https://raw.githubusercontent.com/zhixuhao/unet/master/data/membrane/train/`` file by file,
-each checked against the SHA-256 below (computed from a copy of that folder).
+the zhixuhao/unet repository (:data:`ISBI_URL`) file by file, each checked against the SHA-256
+below (computed from a copy of that folder) and written atomically, so an interrupted download
+resumes where it stopped: files already present and verified are kept, the rest fetched.
+:data:`ISBI_COMMIT` pins the repository revision; while it is None the URL names the ``master``
+branch, whose files have not changed since 2019 (the digests guard against a change).
+
+Files on disk are checked against the same table (keys ``image/N.png``, ``label/N.png``).
+
+Subsets: at ``CVLIB_SIZE=small`` (or ``subset="small"``) the first 8 pairs (0..7), bundled
+inside the package byte for byte (``cvlib/data/bundled/isbi2012/``), are read by the same code.
 """
 
 from __future__ import annotations
@@ -22,11 +30,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cvlib.data._download import DownloadError, cache_dir, download_url
+from cvlib.data._bundled import bundled_dir, resolve_subset
+from cvlib.data._download import (
+    DownloadError,
+    cache_dir,
+    check_root,
+    download_url,
+    expected_sha256,
+    verify_file,
+)
 
-__all__ = ["ISBI_URL", "ISBI_SHA256", "load_isbi2012"]
+__all__ = ["ISBI_COMMIT", "ISBI_URL", "ISBI_SHA256", "load_isbi2012"]
 
-ISBI_URL = "https://raw.githubusercontent.com/zhixuhao/unet/master/data/membrane/train/"
+# A fixed commit of github.com/zhixuhao/unet; None until a hash is checked against the digests
+# below (it could not be looked up offline), then the URL no longer follows a moving branch.
+ISBI_COMMIT: str | None = None
+ISBI_URL = f"https://raw.githubusercontent.com/zhixuhao/unet/{ISBI_COMMIT or 'master'}/data/membrane/train/"
 
 # path under train/ -> sha256
 _TABLE = """
@@ -110,47 +129,81 @@ def _read_grey(path: Path) -> np.ndarray:
 
 
 def load_isbi2012(
-    root: str | os.PathLike | None = None, download: bool = True, progress: bool = False
+    root: str | os.PathLike | None = None,
+    download: bool = True,
+    progress: bool = False,
+    *,
+    subset: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The 30 ISBI 2012 training images with their membrane masks.
+    """The ISBI 2012 training images with their membrane masks: 30 pairs (full) or the bundled
+    first 8 (small).
 
     Args:
-        root: a directory holding ``train/image/*.png`` and ``train/label/*.png`` (for example
-            ``../shared/data/isbi2012_membrane``). Default ``cache_dir() / "isbi2012"``.
-        download: fetch missing files (60 PNGs, each sha256-checked and written atomically).
+        root: an existing directory holding ``train/image/*.png`` and ``train/label/*.png`` (for
+            example ``../shared/data/isbi2012_membrane``), read as the full set. Default
+            ``cache_dir() / "isbi2012"``.
+        download: fetch missing or damaged files (60 PNGs, each sha256-checked and written
+            atomically); an interrupted download resumes.
         progress: show per-file progress bars.
+        subset: ``"small"`` (bundled), ``"full"``, or None: chosen by :func:`cvlib.size`
+            (``"full"`` when ``root`` is given).
 
     Returns:
         images (Tensor[N, 1, H, W], float32 in [0, 1]) and masks (Tensor[N, H, W], int64,
-        1 = membrane, 0 = cell interior), in numeric file order 0, 1, ..., 29.
+        1 = membrane, 0 = cell interior), in numeric file order 0, 1, ...
 
     Raises:
         FileNotFoundError: files missing and ``download=False``.
+        NotADirectoryError: ``root`` is not an existing directory.
+        ChecksumError: a file on disk is not the published one.
         ValueError: an image without a label (or the reverse), or differing sizes.
     """
-    folder = Path(root) if root is not None else cache_dir() / "isbi2012"
+    if resolve_subset(subset, root) == "small":
+        folder = bundled_dir("isbi2012")  # verified against the bundle manifest
+        checked = True
+    else:
+        folder = check_root(root, cache_dir() / "isbi2012")
+        checked = False
     img_dir, lab_dir = folder / "train" / "image", folder / "train" / "label"
-    if not (img_dir.is_dir() and any(img_dir.glob("*.png"))):
-        if not download:
-            raise FileNotFoundError(
-                f"ISBI 2012: no PNG images in {img_dir}; pass download=True or root= a directory holding "
-                f"train/image/N.png and train/label/N.png"
-            )
-        for rel, sha in ISBI_SHA256.items():
+    if not checked and download:
+        for rel, sha in ISBI_SHA256.items():  # present and verified files are kept: resumes
             try:
-                download_url(ISBI_URL + rel, folder / "train" / rel, sha, progress=progress)
+                download_url(
+                    ISBI_URL + rel, folder / "train" / rel, expected_sha256(rel, sha), progress=progress
+                )
             except DownloadError as e:
                 raise DownloadError(f"ISBI 2012: {e}") from e
+    if not (img_dir.is_dir() and any(img_dir.glob("*.png"))):
+        raise FileNotFoundError(
+            f"ISBI 2012: no PNG images in {img_dir}; pass download=True or root= a directory holding "
+            f"train/image/N.png and train/label/N.png"
+        )
     images = sorted(img_dir.glob("*.png"), key=_numeric_key)
     labels = {p.name for p in lab_dir.glob("*.png")} if lab_dir.is_dir() else set()
     missing = [p.name for p in images if p.name not in labels]
     if missing:
-        raise ValueError(f"ISBI 2012: images without a label in {lab_dir}: {missing[:5]}")
+        raise ValueError(
+            f"ISBI 2012: images without a label in {lab_dir}: {missing[:5]}"
+            + ("; pass download=True to fetch the missing files" if not download else "")
+        )
     extra = sorted(labels - {p.name for p in images})
     if extra:
         raise ValueError(f"ISBI 2012: labels without an image in {img_dir}: {extra[:5]}")
     xs, ms = [], []
     for p in images:
+        if not checked:
+            for kind in ("image", "label"):
+                rel = f"{kind}/{p.name}"
+                if rel not in ISBI_SHA256 and expected_sha256(rel, "") == "":
+                    raise ValueError(
+                        f"ISBI 2012: {folder / 'train' / rel} is not one of the 30 published files "
+                        f"(image/0.png ... image/29.png), so it cannot be checked"
+                    )
+                verify_file(
+                    folder / "train" / rel,
+                    expected_sha256(rel, ISBI_SHA256.get(rel, "")),
+                    f"the ISBI 2012 file {rel}",
+                )
         img, lab = _read_grey(p), _read_grey(lab_dir / p.name)
         if img.shape != lab.shape or (xs and img.shape != xs[0].shape):
             raise ValueError(

@@ -12,12 +12,25 @@ the files as published, cross-checked with TensorFlow Datasets' checksum list):
 * MNIST: ``https://ossci-datasets.s3.amazonaws.com/mnist/`` (the PyTorch mirror),
   ``https://storage.googleapis.com/cvdf-datasets/mnist/`` (the CVDF mirror) and the original
   ``http://yann.lecun.com/exdb/mnist/`` (often unavailable), tried in that order.
-* Fashion-MNIST: ``http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/`` (Zalando's).
+* Fashion-MNIST: ``https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/``
+  (the files in Zalando's repository, over https), then Zalando's S3 website
+  ``http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/`` as a fallback.
+
+Subsets: at ``CVLIB_SIZE=small`` (or ``subset="small"``) the loaders read the first 2,000
+training and 1,000 test records, bundled inside the package as idx ``.gz`` files
+(``cvlib/data/bundled/{mnist,fashion_mnist}/``, verified against the bundle manifest); at full
+size the complete files (downloaded into the cache when missing).
+
+Files already on disk are checked before use: a ``.gz`` file must hash to the published SHA-256,
+or (a re-compressed copy) its decompressed bytes must hash to the SHA-256 of the official
+uncompressed file; an uncompressed file must match the latter. So ``root=`` pointing at MNIST
+files fails clearly when Fashion-MNIST is asked for, and a flipped byte fails.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import zlib
 from pathlib import Path
@@ -25,7 +38,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cvlib.data._download import DownloadError, cache_dir, download_any
+from cvlib.data._bundled import bundled_dir, resolve_subset
+from cvlib.data._download import (
+    ChecksumError,
+    DownloadError,
+    cache_dir,
+    check_root,
+    download_any,
+    expected_sha256,
+    sha256sum,
+)
 
 __all__ = [
     "MNIST_CLASSES",
@@ -47,7 +69,10 @@ MNIST_MIRRORS = (
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
     "http://yann.lecun.com/exdb/mnist/",
 )
-FASHION_MNIST_MIRRORS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
+FASHION_MNIST_MIRRORS = (
+    "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+)
 
 # file stem -> SHA-256 of the published .gz file
 _MNIST_SHA256 = {
@@ -62,6 +87,21 @@ _FASHION_SHA256 = {
     "t10k-images-idx3-ubyte": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
     "t10k-labels-idx1-ubyte": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
 }
+
+# file stem -> SHA-256 of the uncompressed idx file (accepts re-compressed copies of the right data)
+_MNIST_RAW_SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+_FASHION_RAW_SHA256 = {
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+_SPLITS = ("train", "test")
 
 _IDX_DTYPES = {
     0x08: np.dtype(np.uint8),
@@ -134,37 +174,85 @@ def _find(root: Path, stem: str) -> Path | None:
     return None
 
 
+def _verify_idx(path: Path, name: str, stem: str, gz_sha: str, raw_sha: str) -> None:
+    """Check an idx file on disk: published .gz digest, else the uncompressed content's digest."""
+    gz_expected = expected_sha256(stem + ".gz", gz_sha)
+    raw_expected = expected_sha256(stem, raw_sha)
+    if path.suffix == ".gz":
+        if sha256sum(path).startswith(gz_expected):
+            return
+        actual = hashlib.sha256(_read_bytes(path)).hexdigest()
+    else:
+        actual = sha256sum(path)
+    if not actual.startswith(raw_expected):
+        raise ChecksumError(
+            f"{path} is not {name}'s {stem}: neither the file nor its decompressed content has the "
+            f"published sha256 (content sha256 {actual}, expected {raw_expected}). Check that root= "
+            f"points at {name} (not another idx dataset), or delete the file to download it again."
+        )
+
+
+def _resolve_split(split: str | None, train: bool | None) -> bool:
+    if split is not None and not isinstance(split, str):
+        raise TypeError(
+            f"split must be 'train' or 'test', got {type(split).__name__} {split!r}"
+            + ("; pass the directory as root=" if isinstance(split, os.PathLike) else "")
+        )
+    if split is not None and split not in _SPLITS:
+        raise ValueError(f"split must be one of {_SPLITS}, got {split!r}")
+    if train is not None and not isinstance(train, bool):
+        raise TypeError(f"train must be a bool, got {type(train).__name__}")
+    if split is not None and train is not None and (split == "train") != train:
+        raise ValueError(f"split={split!r} contradicts train={train}; pass only split")
+    if split is not None:
+        return split == "train"
+    return True if train is None else train
+
+
 def _load_idx_pair(
     name: str,
+    split: str | None,
     root: str | os.PathLike | None,
-    train: bool,
     download: bool,
+    subset: str | None,
+    train: bool | None,
     dtype: torch.dtype,
     mirrors: tuple[str, ...],
     hashes: dict[str, str],
+    raw_hashes: dict[str, str],
     progress: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     if dtype not in (torch.uint8, torch.float32, torch.float64, torch.float16, torch.bfloat16):
         raise ValueError(f"dtype must be torch.uint8 or a float dtype, got {dtype}")
-    folder = Path(root) if root is not None else cache_dir() / name
-    prefix = "train" if train else "t10k"
+    is_train = _resolve_split(split, train)
+    prefix = "train" if is_train else "t10k"
     stems = (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte")
-    paths = []
-    for stem in stems:
-        path = _find(folder, stem)
-        if path is None:
-            if not download:
-                raise FileNotFoundError(
-                    f"{name}: {stem}(.gz) not found in {folder}; pass download=True or root= a "
-                    f"directory holding the idx files"
-                )
-            try:
-                path = download_any(
-                    [m + stem + ".gz" for m in mirrors], folder / (stem + ".gz"), hashes[stem], progress
-                )
-            except DownloadError as e:
-                raise DownloadError(f"{name}: {e}") from e
-        paths.append(path)
+    if resolve_subset(subset, root) == "small":
+        folder = bundled_dir(name)  # verified against the bundle manifest
+        paths = [folder / (stem + ".gz") for stem in stems]
+    else:
+        folder = check_root(root, cache_dir() / name)
+        paths = []
+        for stem in stems:
+            path = _find(folder, stem)
+            if path is None:
+                if not download:
+                    raise FileNotFoundError(
+                        f"{name}: {stem}(.gz) not found in {folder}; pass download=True or root= a "
+                        f"directory holding the idx files"
+                    )
+                try:
+                    path = download_any(
+                        [m + stem + ".gz" for m in mirrors],
+                        folder / (stem + ".gz"),
+                        expected_sha256(stem + ".gz", hashes[stem]),
+                        progress,
+                    )
+                except DownloadError as e:
+                    raise DownloadError(f"{name}: {e}") from e
+            else:
+                _verify_idx(path, name, stem, hashes[stem], raw_hashes[stem])
+            paths.append(path)
     images, labels = read_idx(paths[0]), read_idx(paths[1])
     if images.ndim != 3 or images.dtype != torch.uint8:
         raise ValueError(
@@ -184,19 +272,26 @@ def _load_idx_pair(
 
 
 def load_mnist(
+    split: str | None = None,
     root: str | os.PathLike | None = None,
-    train: bool = True,
     download: bool = True,
+    subset: str | None = None,
+    *,
+    train: bool | None = None,
     dtype: torch.dtype = torch.float32,
     progress: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """MNIST handwritten digits, 60,000 training or 10,000 test images of 28x28.
+    """MNIST handwritten digits: 60,000 training or 10,000 test images of 28x28 (full), or the
+    bundled first 2,000 / 1,000 (small).
 
     Args:
-        root: a directory with the idx files (``train-images-idx3-ubyte[.gz]`` ...). Default:
-            ``cache_dir() / "mnist"``, filled by downloading when ``download=True``.
-        train: the training split (else the test split).
-        download: fetch missing files (sha256-checked, atomic) into ``root``.
+        split: ``"train"`` (default) or ``"test"``.
+        root: a directory with the idx files (``train-images-idx3-ubyte[.gz]`` ...), read as the
+            full set; must exist. Default: ``cache_dir() / "mnist"``, filled by downloading.
+        download: fetch missing files (sha256-checked, atomic) into the folder.
+        subset: ``"small"`` (the bundled files), ``"full"``, or None: chosen by
+            :func:`cvlib.size` (``"full"`` when ``root`` is given).
+        train: the older spelling of ``split`` (``train=False`` is ``split="test"``).
         dtype: ``torch.uint8`` for raw 0..255 pixels, or a float dtype for values in [0, 1].
         progress: show a download progress bar.
 
@@ -205,23 +300,33 @@ def load_mnist(
 
     Raises:
         FileNotFoundError: files missing and ``download=False``.
+        NotADirectoryError: ``root`` is not an existing directory.
         DownloadError: offline / every mirror failed (names the URLs and the ``root=`` override).
-        ValueError: a corrupt or malformed file.
+        ChecksumError: a file on disk is not the published one (wrong dataset, damaged).
+        ValueError: a bad argument, or a corrupt or malformed file.
     """
-    return _load_idx_pair("mnist", root, train, download, dtype, MNIST_MIRRORS, _MNIST_SHA256, progress)
+    return _load_idx_pair(
+        "mnist", split, root, download, subset, train, dtype, MNIST_MIRRORS, _MNIST_SHA256,
+        _MNIST_RAW_SHA256, progress,
+    )  # fmt: skip
 
 
 def load_fashion_mnist(
+    split: str | None = None,
     root: str | os.PathLike | None = None,
-    train: bool = True,
     download: bool = True,
+    subset: str | None = None,
+    *,
+    train: bool | None = None,
     dtype: torch.dtype = torch.float32,
     progress: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Fashion-MNIST (Xiao et al. 2017): the same format and sizes as MNIST, ten clothing classes
-    (:data:`FASHION_MNIST_CLASSES`). Arguments and returns as :func:`load_mnist`; the default
-    directory is ``cache_dir() / "fashion_mnist"``.
+    (:data:`FASHION_MNIST_CLASSES`); small size: the bundled first 2,000 training and 1,000 test
+    images. Arguments, returns and errors as :func:`load_mnist`; the default directory is
+    ``cache_dir() / "fashion_mnist"``.
     """
     return _load_idx_pair(
-        "fashion_mnist", root, train, download, dtype, FASHION_MNIST_MIRRORS, _FASHION_SHA256, progress
-    )
+        "fashion_mnist", split, root, download, subset, train, dtype, FASHION_MNIST_MIRRORS,
+        _FASHION_SHA256, _FASHION_RAW_SHA256, progress,
+    )  # fmt: skip

@@ -1,12 +1,15 @@
 """The Oxford-IIIT Pet dataset (Parkhi et al. 2012, "Cats and Dogs", CVPR): 7,349 photos of 37
 cat and dog breeds with a species label, a breed label and a pixel trimap.
 
-Files (https://www.robots.ox.ac.uk/~vgg/data/pets/):
+Files (https://www.robots.ox.ac.uk/~vgg/data/pets/; the archives are served from
+``https://thor.robots.ox.ac.uk/~vgg/data/pets/``, the old ``www.robots.ox.ac.uk`` address kept
+as a fallback with the same sha256):
 
 * ``images.tar.gz`` -> ``images/<Breed_name>_<n>.jpg``;
 * ``annotations.tar.gz`` -> ``annotations/list.txt`` (all), ``trainval.txt``, ``test.txt`` with
   lines ``Image CLASS-ID SPECIES BREED-ID`` (CLASS-ID 1..37, SPECIES 1 = cat, 2 = dog, BREED-ID
-  1..25 for cats, 1..12 for dogs; ``#`` lines are comments), and ``annotations/trimaps/<Image>.png``
+  1..12 for the 12 cat breeds, 1..25 for the 25 dog breeds; ``#`` lines are comments; the
+  dataset's own README swaps the two counts, a known mistake), and ``annotations/trimaps/<Image>.png``
   with 1 = pet, 2 = background, 3 = border (unsure).
 
 Labels returned here are 0-based: ``species`` 0 = cat, 1 = dog; ``breed`` = CLASS-ID - 1 in
@@ -25,17 +28,31 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from cvlib.data._download import cache_dir, download_url, extract_archive
+from cvlib.data._download import (
+    cache_dir,
+    check_root,
+    download_any,
+    expected_sha256,
+    extract_archive,
+    verify_file,
+)
 
 __all__ = ["PETS_URLS", "SPECIES", "read_pet_list", "OxfordIIITPet"]
 
+# part -> (mirrors, sha256)
 PETS_URLS = {
     "images": (
-        "https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz",
+        (
+            "https://thor.robots.ox.ac.uk/~vgg/data/pets/images.tar.gz",
+            "https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz",
+        ),
         "67195c5e1c01f1ab5f9b6a5d22b8c27a580d896ece458917e61d459337fa318d",
     ),
     "annotations": (
-        "https://www.robots.ox.ac.uk/~vgg/data/pets/data/annotations.tar.gz",
+        (
+            "https://thor.robots.ox.ac.uk/~vgg/data/pets/annotations.tar.gz",
+            "https://www.robots.ox.ac.uk/~vgg/data/pets/data/annotations.tar.gz",
+        ),
         "52425fb6de5c424942b7626b428656fcbd798db970a937df61750c0f1d358e91",
     ),
 }
@@ -80,17 +97,20 @@ def read_pet_list(path: str | os.PathLike) -> list[tuple[str, int, int, int]]:
 
 
 def _ensure_downloaded(folder: Path, download: bool, progress: bool) -> None:
-    for part, (url, sha) in PETS_URLS.items():
+    for part, (urls, published) in PETS_URLS.items():
         if (folder / part).is_dir():
             continue
         archive = folder / f"{part}.tar.gz"
-        if not archive.is_file():
+        sha = expected_sha256(archive.name, published)
+        if archive.is_file():
+            verify_file(archive, sha, f"the Oxford-IIIT Pet {archive.name}")
+        else:
             if not download:
                 raise FileNotFoundError(
                     f"Oxford-IIIT Pet: {folder / part} not found; pass download=True or root= a "
                     f"directory holding images/ and annotations/ (or images.tar.gz and annotations.tar.gz)"
                 )
-            download_url(url, archive, sha, progress=progress)
+            download_any(urls, archive, sha, progress=progress)
         extract_archive(archive, folder)
         if not (folder / part).is_dir():
             raise ValueError(f"{archive} did not contain the folder {part}/")
@@ -138,7 +158,7 @@ class OxfordIIITPet(Dataset):
             image_size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
             if len(image_size) != 2 or not all(isinstance(s, int) and s > 0 for s in image_size):
                 raise ValueError(f"image_size must be a positive int or (H, W), got {image_size!r}")
-        self.root = Path(root) if root is not None else cache_dir() / "oxford_pets"
+        self.root = check_root(root, cache_dir() / "oxford_pets")
         _ensure_downloaded(self.root, download, progress)
         list_name = "list.txt" if split == "all" else f"{split}.txt"
         rows = read_pet_list(self.root / "annotations" / list_name)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from cvlib.data._download import cache_dir, download_any, extract_archive
+from cvlib.data._download import cache_dir, check_root, download_any, expected_sha256, extract_archive
 
 __all__ = ["VOC_CLASSES", "VOC2007_FILES", "parse_voc_xml", "VOCDetection", "load_voc2007"]
 
@@ -39,10 +39,12 @@ VOC_CLASSES = (
     "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
 )  # fmt: skip
 
-# tar name -> (mirrors, sha256)
+# tar name -> (mirrors, sha256); thor.robots.ox.ac.uk is the current host (host.robots.ox.ac.uk only
+# redirects there, pjreddie's mirror is gone); the old hosts stay as fallbacks, same sha256.
 VOC2007_FILES = {
     "VOCtrainval_06-Nov-2007.tar": (
         (
+            "https://thor.robots.ox.ac.uk/pascal/VOC/voc2007/VOCtrainval_06-Nov-2007.tar",
             "http://host.robots.ox.ac.uk/pascal/VOC/voc2007/VOCtrainval_06-Nov-2007.tar",
             "http://pjreddie.com/media/files/VOCtrainval_06-Nov-2007.tar",
         ),
@@ -50,6 +52,7 @@ VOC2007_FILES = {
     ),
     "VOCtest_06-Nov-2007.tar": (
         (
+            "https://thor.robots.ox.ac.uk/pascal/VOC/voc2007/VOCtest_06-Nov-2007.tar",
             "http://host.robots.ox.ac.uk/pascal/VOC/voc2007/VOCtest_06-Nov-2007.tar",
             "http://pjreddie.com/media/files/VOCtest_06-Nov-2007.tar",
         ),
@@ -276,7 +279,7 @@ def load_voc2007(
     allowed = ("train", "val", "trainval", "test")
     if image_set not in allowed:
         raise ValueError(f"image_set must be one of {allowed}, got {image_set!r}")
-    folder = Path(root) if root is not None else cache_dir() / "voc"
+    folder = check_root(root, cache_dir() / "voc")
     voc = folder / "VOCdevkit" / "VOC2007"
     tar = "VOCtest_06-Nov-2007.tar" if image_set == "test" else "VOCtrainval_06-Nov-2007.tar"
     if not (voc / "ImageSets" / "Main" / f"{image_set}.txt").is_file():
@@ -288,7 +291,7 @@ def load_voc2007(
                     f"holding VOCdevkit/VOC2007 or {tar}"
                 )
             urls, sha = VOC2007_FILES[tar]
-            download_any(urls, archive, sha, progress=progress)
+            download_any(urls, archive, expected_sha256(tar, sha), progress=progress)
         tmp = folder / f".{tar}.unpacked"
         extract_archive(archive, tmp)  # -> tmp/VOCdevkit/VOC2007/...; merge into folder
         src = tmp / "VOCdevkit" / "VOC2007"

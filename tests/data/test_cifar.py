@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from cvlib.data import cifar
+from cvlib.data._bundled import BUNDLED_DIR
+from cvlib.data._download import ChecksumError
 from cvlib.data.cifar import CIFAR10_CLASSES, load_cifar10, read_cifar_bin
 
 
@@ -48,8 +50,9 @@ def test_record_layout(tmp_path):
     assert x[0, 2, :, 0].tolist() == list(range(32)) and x[0, 2, 5].unique().tolist() == [5]
 
 
-def test_load_from_archive(tmp_path):
+def test_load_from_archive(tmp_path, trust):
     expected = _write_archive(tmp_path / "cifar-10-binary.tar.gz")
+    trust(tmp_path / "cifar-10-binary.tar.gz")
     x, y = load_cifar10(root=tmp_path, train=True, download=False)
     assert x.shape == (10, 3, 32, 32) and x.dtype == torch.float32 and y.dtype == torch.int64
     want = np.concatenate([expected[f"data_batch_{i}.bin"][0] for i in range(1, 6)])
@@ -62,10 +65,11 @@ def test_load_from_archive(tmp_path):
     )
 
 
-def test_truncated_archive_and_batch(tmp_path):
+def test_truncated_archive_and_batch(tmp_path, trust):
     _write_archive(tmp_path / "cifar-10-binary.tar.gz", n_per_batch=40)
     data = (tmp_path / "cifar-10-binary.tar.gz").read_bytes()
     (tmp_path / "cifar-10-binary.tar.gz").write_bytes(data[: len(data) // 2])
+    trust(tmp_path / "cifar-10-binary.tar.gz")  # a truncated file with a matching digest
     with pytest.raises(ValueError, match=r"cifar-10-binary\.tar\.gz .*(corrupt|truncated)"):
         load_cifar10(root=tmp_path, download=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cifar-10-binary.tar.gz"]
@@ -91,3 +95,68 @@ def test_missing_and_download_checksum(tmp_path, monkeypatch):
         load_cifar10(root=tmp_path)
     assert calls == [("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
                       "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd")]  # fmt: skip
+
+
+def test_local_archive_checked_before_extraction(tmp_path):
+    _write_archive(tmp_path / "cifar-10-binary.tar.gz")
+    with pytest.raises(ChecksumError, match=r"cifar-10-binary\.tar\.gz is not the CIFAR-10 binary archive"):
+        load_cifar10(root=tmp_path, download=False)
+    assert not (tmp_path / "cifar-10-batches-bin").exists()  # nothing unpacked
+
+
+def test_unpacked_batches_checked_on_later_loads(tmp_path, trust):
+    _write_archive(tmp_path / "cifar-10-binary.tar.gz")
+    trust(tmp_path / "cifar-10-binary.tar.gz")
+    load_cifar10("test", root=tmp_path, download=False)
+    batch = tmp_path / "cifar-10-batches-bin" / "test_batch.bin"
+    data = bytearray(batch.read_bytes())
+    data[100] ^= 1  # one flipped bit
+    batch.write_bytes(bytes(data))
+    with pytest.raises(ChecksumError, match="test_batch.bin"):
+        load_cifar10("test", root=tmp_path, download=False)
+
+
+def test_interrupted_unpacking_is_finished(tmp_path, trust):
+    expected = _write_archive(tmp_path / "cifar-10-binary.tar.gz")
+    trust(tmp_path / "cifar-10-binary.tar.gz")
+    (tmp_path / "cifar-10-batches-bin").mkdir()  # a folder without its digest record
+    (tmp_path / "cifar-10-batches-bin" / "data_batch_1.bin").write_bytes(b"partial")
+    x, y = load_cifar10(root=tmp_path, download=False, dtype=torch.uint8)
+    assert torch.equal(x[:2], torch.from_numpy(expected["data_batch_1.bin"][0]))
+
+
+@pytest.mark.parametrize("split,n", [("train", 2000), ("test", 500)])
+def test_bundled_subset_same_reader(split, n):
+    x, y = load_cifar10(split, subset="small", dtype=torch.uint8)
+    assert x.shape == (n, 3, 32, 32) and x.dtype == torch.uint8 and y.shape == (n,)
+    counts = torch.bincount(y, minlength=10)
+    assert counts.min() > n // 20  # all ten classes present, roughly balanced
+    # the bundled file is the official record format, read back byte for byte
+    path = (
+        BUNDLED_DIR
+        / "cifar10"
+        / "cifar-10-batches-bin"
+        / ("data_batch_1.bin" if split == "train" else "test_batch.bin")
+    )
+    xr, yr = read_cifar_bin(path)
+    assert torch.equal(xr, x) and torch.equal(yr, y)
+    assert float(x.float().std()) > 40  # real photos, not a constant
+
+
+def test_size_switch_chooses_the_subset(monkeypatch):
+    monkeypatch.setenv("CVLIB_SIZE", "small")
+    x, _ = load_cifar10("test")
+    assert x.shape[0] == 500
+    with pytest.raises(ValueError, match="subset must be one of"):
+        load_cifar10(subset="tiny")
+    with pytest.raises(ValueError, match="split must be one of"):
+        load_cifar10("val")
+    with pytest.raises(ValueError, match="contradicts"):
+        load_cifar10("test", train=True)
+
+
+def test_wrong_root_creates_nothing(tmp_path):
+    missing = tmp_path / "typo" / "cifar"
+    with pytest.raises(NotADirectoryError, match="not an existing directory"):
+        load_cifar10(root=missing, download=True)
+    assert not (tmp_path / "typo").exists()

@@ -205,3 +205,136 @@ def test_unsafe_members_are_refused(tmp_path):
         tf.addfile(info)
     with pytest.raises(ValueError, match="link or special file"):
         extract_archive(link, tmp_path / "out2")
+
+
+class ShortResponse(io.BytesIO):
+    """Announces ``announced`` bytes but serves fewer (a connection closed early)."""
+
+    def __init__(self, data, announced):
+        super().__init__(data)
+        self.headers = {"Content-Length": str(announced)}
+
+
+def _serve(monkeypatch, table):
+    """Patch urlopen: ``table[url]`` is a response factory (or an exception to raise)."""
+    opened = []
+
+    def fake_urlopen(url, timeout=None):
+        opened.append(url)
+        item = table[url]
+        if isinstance(item, BaseException):
+            raise item
+        return item()
+
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+    return opened
+
+
+def test_truncated_transfer_tries_next_mirror(tmp_path, monkeypatch):
+    short = PAYLOAD[: len(PAYLOAD) // 3]
+    opened = _serve(
+        monkeypatch,
+        {
+            "https://a.invalid/f": lambda: ShortResponse(short, len(PAYLOAD)),
+            "https://b.invalid/f": lambda: FakeResponse(PAYLOAD),
+        },
+    )
+    dest = tmp_path / "f.bin"
+    assert download_any(["https://a.invalid/f", "https://b.invalid/f"], dest, SHA, progress=False) == dest
+    assert opened == ["https://a.invalid/f", "https://b.invalid/f"]
+    assert dest.read_bytes() == PAYLOAD and _listing(tmp_path) == ["f.bin"]
+
+
+def test_truncated_everywhere_is_a_download_error_not_a_checksum_error(tmp_path, monkeypatch):
+    _serve(monkeypatch, {"https://a.invalid/f": lambda: ShortResponse(PAYLOAD[:1000], len(PAYLOAD))})
+    with pytest.raises(DownloadError, match=r"cut short: 1000 of 1280000 bytes"):
+        download_any(["https://a.invalid/f"], tmp_path / "f.bin", SHA, progress=False)
+    assert _listing(tmp_path) == []
+
+
+def test_read_timeout_tries_next_mirror(tmp_path, monkeypatch):
+    _serve(
+        monkeypatch,
+        {
+            "https://a.invalid/f": lambda: FakeResponse(PAYLOAD, fail_after=0, exc=TimeoutError("timed out")),
+            "https://b.invalid/f": lambda: FakeResponse(PAYLOAD),
+        },
+    )
+    dest = tmp_path / "f.bin"
+    download_any(["https://a.invalid/f", "https://b.invalid/f"], dest, SHA, progress=False)
+    assert dest.read_bytes() == PAYLOAD
+
+
+def test_trickle_is_abandoned(tmp_path, monkeypatch):
+    """A server sending 1 byte per second: the minimum average rate ends it after the grace period."""
+    from cvlib.data import _download
+
+    class Trickle(FakeResponse):
+        def read(self, n=-1):
+            return super().read(1)
+
+    clock = iter(range(0, 10**6))  # each call to the clock: one more second
+    monkeypatch.setattr(_download.time, "monotonic", lambda: float(next(clock)))
+    _serve(monkeypatch, {"https://a.invalid/f": lambda: Trickle(PAYLOAD)})
+    with pytest.raises(DownloadError, match=r"too slow \(\d+ bytes in \d+ s, below 1024 B/s\)"):
+        download_url("https://a.invalid/f", tmp_path / "f.bin", SHA, progress=False)
+    assert _listing(tmp_path) == []
+
+
+def test_ctrl_c_leaves_no_part_file(tmp_path, monkeypatch):
+    _serve(
+        monkeypatch,
+        {"https://a.invalid/f": lambda: FakeResponse(PAYLOAD, fail_after=1 << 20, exc=KeyboardInterrupt())},
+    )
+    with pytest.raises(KeyboardInterrupt):
+        download_any(["https://a.invalid/f"], tmp_path / "f.bin", SHA, progress=False)
+    assert _listing(tmp_path) == []
+
+
+def test_orphan_part_files_are_cleaned(tmp_path, monkeypatch):
+    import os
+    import time
+
+    old = tmp_path / ".f.bin.abc123.part"
+    old.write_bytes(b"left by a killed process")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    old_dir = tmp_path / ".data.tar.xyz.extract"
+    old_dir.mkdir()
+    os.utime(old_dir, (time.time() - 3600, time.time() - 3600))
+    live = tmp_path / ".g.bin.def456.part"  # another process is still writing this one
+    live.write_bytes(b"fresh")
+    _serve(monkeypatch, {"https://a.invalid/f": lambda: FakeResponse(PAYLOAD)})
+    download_url("https://a.invalid/f", tmp_path / "f.bin", SHA, progress=False)
+    assert _listing(tmp_path) == [".g.bin.def456.part", "f.bin"]
+
+
+def test_checksum_override_is_test_only_and_validated(tmp_path, monkeypatch):
+    from cvlib.data._download import CHECKSUMS_OVERRIDE_ENV, expected_sha256, verify_file
+
+    monkeypatch.delenv(CHECKSUMS_OVERRIDE_ENV, raising=False)
+    assert expected_sha256("f.bin", SHA) == SHA  # unset: the published value
+    table = tmp_path / "o.json"
+    table.write_text('{"f.bin": "' + "ab" * 32 + '"}')
+    monkeypatch.setenv(CHECKSUMS_OVERRIDE_ENV, str(table))
+    assert expected_sha256("sub/f.bin", SHA) == "ab" * 32 and expected_sha256("g.bin", SHA) == SHA
+    table.write_text("not json")
+    with pytest.raises(ValueError, match="CVLIB_CHECKSUMS_OVERRIDE"):
+        expected_sha256("f.bin", SHA)
+    (tmp_path / "f.bin").write_bytes(PAYLOAD[:-1])
+    with pytest.raises(ChecksumError, match=r"f\.bin is not the thing: its sha256 is"):
+        verify_file(tmp_path / "f.bin", SHA, "the thing")
+
+
+def test_check_root(tmp_path):
+    from cvlib.data._download import check_root
+
+    assert check_root(None, tmp_path / "default") == tmp_path / "default"
+    assert check_root(tmp_path, tmp_path / "default") == tmp_path
+    with pytest.raises(NotADirectoryError, match=r"root='.*nope' is not an existing directory"):
+        check_root(tmp_path / "nope", tmp_path / "default")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError):
+        check_root(tmp_path / "file", tmp_path / "default")
+    with pytest.raises(TypeError, match="root must be a str or os.PathLike, got int"):
+        check_root(3, tmp_path)
+    assert _listing(tmp_path) == ["file"]

@@ -49,11 +49,12 @@ def test_read_idx_all_dtypes(tmp_path, dtype, code):
     np.testing.assert_array_equal(out.numpy(), arr)
 
 
-def test_load_tiny_split(tmp_path):
+def test_load_tiny_split(tmp_path, trust):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8)
     labels = np.array([3, 1, 4, 1, 5], dtype=np.uint8)
     _write_split(tmp_path, "t10k", images, labels)
+    trust(tmp_path)
     x, y = load_mnist(root=tmp_path, train=False, download=False)
     assert x.shape == (5, 1, 28, 28) and x.dtype == torch.float32 and y.dtype == torch.int64
     np.testing.assert_allclose(x[:, 0].numpy() * 255, images, atol=1e-4)
@@ -62,6 +63,7 @@ def test_load_tiny_split(tmp_path):
     assert torch.equal(raw[:, 0], torch.from_numpy(images))
     # uncompressed files are read as well
     _write_split(tmp_path / "plain", "train", images, labels, gz=False)
+    trust(tmp_path / "plain")
     assert torch.equal(load_mnist(root=tmp_path / "plain", dtype=torch.uint8, download=False)[0], raw)
 
 
@@ -90,8 +92,9 @@ def test_bad_files_give_clear_errors(tmp_path):
         read_idx(tmp_path / "cut.idx.gz")
 
 
-def test_mismatched_pair_and_missing_files(tmp_path):
+def test_mismatched_pair_and_missing_files(tmp_path, trust):
     _write_split(tmp_path, "train", np.zeros((3, 28, 28), np.uint8), np.zeros(2, np.uint8))
+    trust(tmp_path)
     with pytest.raises(ValueError, match="expected 3 labels"):
         load_mnist(root=tmp_path, download=False)
     with pytest.raises(FileNotFoundError, match=r"t10k-images-idx3-ubyte\(\.gz\) not found .*download=True"):
@@ -125,3 +128,80 @@ def test_real_mnist_files():
     assert torch.bincount(y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     ytr = read_idx(SHARED / "mnist" / "train-labels-idx1-ubyte.gz")
     assert torch.bincount(ytr.long()).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+
+
+def test_files_on_disk_are_checked_without_override(tmp_path):
+    rng = np.random.default_rng(1)
+    _write_split(
+        tmp_path, "t10k", rng.integers(0, 256, (5, 28, 28), dtype=np.uint8), np.arange(5, dtype=np.uint8)
+    )
+    with pytest.raises(mnist.ChecksumError, match=r"t10k-images-idx3-ubyte\.gz is not mnist's"):
+        load_mnist("test", root=tmp_path, download=False)
+
+
+@pytest.mark.parametrize(
+    "loader,name,n", [(load_fashion_mnist, "fashion_mnist", 2000), (load_mnist, "mnist", 2000)]
+)
+def test_bundled_subset_is_the_real_data(loader, name, n):
+    x, y = loader("train", subset="small", dtype=torch.uint8)
+    assert x.shape == (n, 1, 28, 28) and y.shape == (n,)
+    assert torch.bincount(y, minlength=10).min() >= n // 20  # every class, roughly balanced
+    xt, yt = loader("test", subset="small")
+    assert xt.shape == (1000, 1, 28, 28) and xt.dtype == torch.float32 and float(xt.max()) <= 1.0
+    if (SHARED / name).is_dir():  # the bundle is the head of the official files
+        full_x, full_y = loader("test", root=SHARED / name, download=False, dtype=torch.uint8)
+        assert torch.equal(full_x[:1000], (xt * 255).round().to(torch.uint8)) and torch.equal(
+            full_y[:1000], yt
+        )
+
+
+def test_size_switch_and_split_spellings(monkeypatch):
+    monkeypatch.setenv("CVLIB_SIZE", "small")
+    a = load_fashion_mnist("test")
+    b = load_fashion_mnist(train=False)
+    assert a[0].shape[0] == 1000 and torch.equal(a[1], b[1])
+    assert not torch.equal(load_mnist("test")[1], a[1])  # digits are not clothes
+    with pytest.raises(TypeError, match="split must be 'train' or 'test'.*root="):
+        load_mnist(Path("/tmp"))
+    with pytest.raises(ValueError, match="subset='small' reads the bundled files"):
+        load_mnist(root="/tmp", subset="small")
+
+
+def test_bundle_damage_is_detected(monkeypatch, tmp_path):
+    import shutil
+
+    from cvlib.data import _bundled
+
+    copy = tmp_path / "bundled"
+    shutil.copytree(_bundled.BUNDLED_DIR / "fashion_mnist", copy / "fashion_mnist")
+    shutil.copy(_bundled.BUNDLED_DIR / "manifest.json", copy / "manifest.json")
+    f = copy / "fashion_mnist" / "t10k-labels-idx1-ubyte.gz"
+    data = bytearray(f.read_bytes())
+    data[-12] ^= 0x01
+    f.write_bytes(bytes(data))
+    monkeypatch.setattr(_bundled, "BUNDLED_DIR", copy)
+    with pytest.raises(mnist.ChecksumError, match="t10k-labels-idx1-ubyte.gz is damaged"):
+        load_fashion_mnist("test", subset="small")
+
+
+@pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="../shared/data/mnist not present")
+def test_fashion_root_with_mnist_files_fails_clearly():
+    with pytest.raises(mnist.ChecksumError, match="is not fashion_mnist's t10k-images-idx3-ubyte"):
+        load_fashion_mnist("test", root=SHARED / "mnist", download=True)
+
+
+@pytest.mark.skipif(
+    not (SHARED / "fashion_mnist").is_dir(), reason="../shared/data/fashion_mnist not present"
+)
+def test_recompressed_copy_accepted_flipped_byte_refused(tmp_path):
+    src = SHARED / "fashion_mnist"
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        raw = gzip.decompress((src / name).read_bytes())
+        (tmp_path / name).write_bytes(gzip.compress(raw, compresslevel=1))  # another compression
+    x, y = load_fashion_mnist("test", root=tmp_path, download=False)
+    assert x.shape == (10000, 1, 28, 28)
+    raw = bytearray(gzip.decompress((tmp_path / "t10k-labels-idx1-ubyte.gz").read_bytes()))
+    raw[500] = (raw[500] + 1) % 10  # a wrong label, still a valid file
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes(raw)))
+    with pytest.raises(mnist.ChecksumError, match="t10k-labels-idx1-ubyte"):
+        load_fashion_mnist("test", root=tmp_path, download=False)

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cvlib._validate import check_choice, check_int, check_tensor, describe
+
 __all__ = [
     "find_module",
     "cam",
@@ -41,12 +43,27 @@ def find_module(model: nn.Module, name: str) -> nn.Module:
     Raises:
         ValueError: for an unknown name, with the closest names as suggestions.
     """
+    _check_model(model)
+    if not isinstance(name, str):
+        raise TypeError(f"layer name must be a str (a name from model.named_modules()), got {describe(name)}")
     modules = dict(model.named_modules())
     if name not in modules or name == "":
         close = difflib.get_close_matches(name, [n for n in modules if n], n=4)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ValueError(f"model has no module named {name!r}{hint}")
     return modules[name]
+
+
+def _check_model(model: object) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {describe(model)}")
+
+
+def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
+    p = next(model.parameters(), None)
+    if p is None:
+        p = next(model.buffers(), None)
+    return p.device if p is not None else fallback
 
 
 def _capture(model: nn.Module, layer: str, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -76,7 +93,17 @@ def _classes(logits: Tensor, classes: Tensor | int | None) -> Tensor:
     b, k = logits.shape
     if classes is None:
         return logits.argmax(1)
-    c = torch.as_tensor(classes, device=logits.device, dtype=torch.long).reshape(-1)
+    if isinstance(classes, bool) or not isinstance(classes, (int, Tensor, list, tuple)):
+        raise TypeError(f"classes must be an int, a list of ints or an int tensor, got {describe(classes)}")
+    if isinstance(classes, Tensor) and (classes.is_floating_point() or classes.is_complex()):
+        raise TypeError(f"classes must hold integer class ids, got dtype {classes.dtype}")
+    try:
+        c = torch.as_tensor(classes, device=logits.device).reshape(-1)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise TypeError(f"classes must be an int or a list of ints, got {classes!r}") from e
+    if c.is_floating_point() or c.dtype == torch.bool:
+        raise TypeError(f"classes must hold integer class ids, got {classes!r}")
+    c = c.long()
     if c.numel() == 1:
         c = c.expand(b)
     if c.numel() != b:
@@ -92,11 +119,13 @@ def _resize(maps: Tensor, size: tuple[int, int] | None) -> Tensor:
     return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
 
 
-def _check_images(x: Tensor) -> None:
-    if not isinstance(x, Tensor) or x.ndim != 4:
-        raise ValueError(
-            f"x must be [B, C, H, W], got {tuple(x.shape) if isinstance(x, Tensor) else type(x)}"
+def _check_images(x: object) -> Tensor:
+    if isinstance(x, Tensor) and not x.is_floating_point():
+        raise TypeError(
+            f"x must be float images [B, C, H, W], got dtype {x.dtype}; convert with x.float() / 255"
         )
+    check_tensor(x, "x", ndim=4, dtype="float", finite=True, nonempty=True, shape="[B, C, H, W]")
+    return x
 
 
 def cam(
@@ -121,7 +150,10 @@ def cam(
     Returns:
         Tensor[B, H, W] (or [B, h, w]): ``sum_k w[c, k] A_k`` (not rectified, not normalised).
     """
+    _check_model(model)
     _check_images(x)
+    if not isinstance(target_layer, str):
+        raise TypeError(f"target_layer must be a module name (str), got {describe(target_layer)}")
     if fc_layer is None:
         linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
         if not linears:
@@ -131,6 +163,8 @@ def cam(
         fc = find_module(model, fc_layer)
         if not isinstance(fc, nn.Linear):
             raise ValueError(f"fc_layer {fc_layer!r} must be an nn.Linear, got {type(fc).__name__}")
+    out_device = x.device
+    x = x.to(_model_device(model, x.device))  # run where the model is, answer where x was
     was_training = model.training
     model.eval()
     try:
@@ -146,7 +180,7 @@ def cam(
     c = _classes(logits, classes)
     w = fc.weight[c].to(a.dtype)  # [B, C]
     maps = torch.einsum("bc,bchw->bhw", w, a)
-    return _resize(maps, tuple(x.shape[-2:]) if upsample else None)
+    return _resize(maps, tuple(x.shape[-2:]) if upsample else None).to(out_device)
 
 
 def grad_cam(
@@ -172,7 +206,12 @@ def grad_cam(
     Returns:
         Tensor[B, H, W] (or [B, h, w] with ``upsample=False``), ``ReLU(sum_k alpha_k A_k)``.
     """
+    _check_model(model)
     _check_images(x)
+    if not isinstance(target_layer, str):
+        raise TypeError(f"target_layer must be a module name (str), got {describe(target_layer)}")
+    out_device = x.device
+    x = x.to(_model_device(model, x.device))  # run where the model is, answer where x was
     was_training = model.training
     model.eval()
     try:
@@ -188,7 +227,7 @@ def grad_cam(
     maps = (alpha * a).sum(1).detach()
     if relu:
         maps = maps.clamp_min(0)
-    return _resize(maps, tuple(x.shape[-2:]) if upsample else None)
+    return _resize(maps, tuple(x.shape[-2:]) if upsample else None).to(out_device)
 
 
 def pointing_game(
@@ -205,18 +244,22 @@ def pointing_game(
         reduction: ``"mean"`` (float accuracy) or ``"none"`` (bool hits ``[B]``).
 
     Returns:
-        float in [0, 1], or Tensor[B] of bool.
+        float in [0, 1], or Tensor[B] of bool on the heatmaps' device (masks are moved there).
     """
-    allowed = ("mean", "none")
-    if reduction not in allowed:
-        raise ValueError(f"reduction must be one of {allowed}, got {reduction!r}")
+    check_choice(reduction, "reduction", ("mean", "none"))
+    tolerance = check_int(tolerance, "tolerance", min=0)
+    check_tensor(heatmaps, "heatmaps", ndim=3, dtype=("float", "int", "bool"), finite=True, shape="[B, h, w]")
+    check_tensor(masks, "masks", ndim=3, dtype=("int", "bool"), shape="[B, H, W] object masks")
+    masks = masks.to(heatmaps.device)  # the hits (and the mask index) live on the heatmaps' device
     if heatmaps.ndim != 3 or masks.ndim != 3 or heatmaps.shape[0] != masks.shape[0]:
         raise ValueError(
             f"heatmaps must be [B, h, w] and masks [B, H, W] with the same B, got "
             f"{tuple(heatmaps.shape)} and {tuple(masks.shape)}"
         )
-    if heatmaps.shape[0] == 0:
-        raise ValueError("heatmaps must not be empty")
+    if heatmaps.shape[0] == 0 or heatmaps.numel() == 0 or masks.numel() == 0:
+        raise ValueError(
+            f"heatmaps and masks must not be empty, got {tuple(heatmaps.shape)}, {tuple(masks.shape)}"
+        )
     m = masks.bool() if masks.dtype == torch.bool else (masks > 0) & (masks != 255)
     h = heatmaps.float()
     if h.shape[-2:] != m.shape[-2:]:
@@ -239,6 +282,10 @@ def randomized_copy(model: nn.Module, layers: list[str] | None = None, *, seed: 
     Returns:
         The copy (the original is unchanged). Modules without ``reset_parameters`` keep their weights.
     """
+    _check_model(model)
+    seed = check_int(seed, "seed")
+    if layers is not None and (isinstance(layers, str) or not all(isinstance(n, str) for n in layers)):
+        raise TypeError(f"layers must be a list of module names (str) or None, got {layers!r}")
     new = copy.deepcopy(model)
     targets = [new] if layers is None else [find_module(new, n) for n in layers]
     g_state = torch.get_rng_state()
@@ -256,21 +303,40 @@ def randomized_copy(model: nn.Module, layers: list[str] | None = None, *, seed: 
 
 
 def _ranks(v: Tensor) -> Tensor:
-    return v.argsort(1).argsort(1).float()
+    """Average ranks along dim 1 (ties share the mean of their positions), vectorised.
+
+    Shapes: Tensor[B, N] -> Tensor[B, N] float, ranks in [0, N - 1].
+    """
+    v = v.contiguous()
+    srt, order = v.sort(1)
+    first = torch.searchsorted(srt, srt, side="left")  # first position of each value's run
+    last = torch.searchsorted(srt, srt, side="right") - 1
+    avg = (first + last).to(torch.float32) / 2
+    return torch.empty_like(avg).scatter_(1, order, avg)
 
 
 def rank_correlation(a: Tensor, b: Tensor) -> Tensor:
-    """Spearman rank correlation between paired maps (ties broken by position).
+    """Spearman rank correlation between paired maps, with average ranks for ties.
+
+    Equals ``scipy.stats.spearmanr`` per pair: the Pearson correlation of the (tie-averaged) ranks.
+    Two independent maps score about 0 even when most pixels tie (e.g. 80 % zeros after a ReLU).
 
     Args:
-        a, b (Tensor[B, ...]): maps of equal shape.
+        a, b (Tensor[B, ...]): finite maps of equal shape (float, integer or bool).
 
     Returns:
-        Tensor[B], values in [-1, 1].
+        Tensor[B], values in [-1, 1]; 0 for a pair where one map is constant (Spearman's rho is
+        undefined there), on ``a``'s device.
     """
+    check_tensor(a, "a", dtype=("float", "int", "bool"), finite=True, shape="[B, ...] maps")
+    check_tensor(b, "b", dtype=("float", "int", "bool"), finite=True, shape="[B, ...] maps")
     if a.shape != b.shape:
         raise ValueError(f"maps must have equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
-    ra, rb = _ranks(a.reshape(a.shape[0], -1).float()), _ranks(b.reshape(b.shape[0], -1).float())
+    if a.ndim < 2 or a.numel() == 0:
+        raise ValueError(f"maps must be [B, ...] with at least one value per map, got {tuple(a.shape)}")
+    b = b.to(a.device)
+    ra = _ranks(a.reshape(a.shape[0], -1).float())
+    rb = _ranks(b.reshape(b.shape[0], -1).float())
     ra = ra - ra.mean(1, keepdim=True)
     rb = rb - rb.mean(1, keepdim=True)
     return (ra * rb).sum(1) / (ra.norm(dim=1) * rb.norm(dim=1)).clamp_min(1e-12)

@@ -284,3 +284,70 @@ def test_deeplab_shortcut_equals_strided_conv():
     assert block(x).shape == (2, 16, 8, 9)
     n = sum(p.numel() for p in create_model("deeplabv3plus_small").parameters())
     assert n == 91_045  # the parameter count ch07 prints (num_classes=5), unchanged by the fix
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4, 5])
+def test_predict_tiled_any_depth_issue_reproducer(depth):
+    # Before: depth >= 3 rounded the tile to a multiple of 2**depth (388 -> 400), never a valid size.
+    torch.manual_seed(0)
+    model = create_model("unet_valid", width=2, depth=depth).eval()
+    with torch.no_grad():
+        out = predict_tiled(model, torch.rand(1, 1, 512, 512))
+    assert out.shape == (1, 2, 512, 512) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("depth,tile", [(3, 30), (4, 40), (5, 70)])
+def test_predict_tiled_equals_one_pass_for_deep_unets(depth, tile):
+    # Several overlapping tiles per side; every tile starts on the pooling grid, so the stitched
+    # logits equal one forward pass over the whole mirror-padded image.
+    torch.manual_seed(depth)
+    model = create_model("unet_valid", width=2, depth=depth).eval()
+    image = torch.randn(1, 1, 150, 131)
+    with torch.no_grad():
+        tiled = predict_tiled(model, image, tile=tile)
+    valid = unet_valid_output_size(unet_valid_input_size(tile, depth), depth)
+    assert valid >= tile and valid % 2**depth == 4 % 2**depth
+    step = valid - valid % 2**depth
+    margin = (unet_valid_input_size(valid, depth) - valid) // 2
+    full_h = valid + step * -(-(150 - valid) // step)
+    full_w = valid + step * -(-(131 - valid) // step)
+    assert full_h > valid  # more than one tile
+    padded = mirror_pad(image, (margin, margin + full_w - 131, margin, margin + full_h - 150))
+    with torch.no_grad():
+        whole = model(padded)[..., :150, :131]
+    assert tiled.shape == (1, 2, 150, 131)
+    torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_predict_tiled_checks_inputs_and_runs_on_the_models_device():
+    model = create_model("unet_valid", width=2, depth=2).eval()
+    with pytest.raises(TypeError, match=r"x.float\(\) / 255"):
+        predict_tiled(model, torch.zeros(1, 1, 32, 32, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="model expects 1"):
+        predict_tiled(model, torch.rand(1, 3, 32, 32))
+    with pytest.raises(ValueError, match="tile must be in"):
+        predict_tiled(model, torch.rand(1, 1, 32, 32), tile=0)
+    with pytest.raises(TypeError, match="UNet"):
+        predict_tiled(torch.nn.Identity(), torch.rand(1, 1, 32, 32))
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def hook(_m, args):
+        seen.append(args[0].device.type)
+        raise Stop
+
+    meta = create_model("unet_valid", width=2, depth=2).to("meta")
+    meta.register_forward_pre_hook(hook)
+    with pytest.raises(Stop):
+        predict_tiled(meta, torch.rand(1, 1, 32, 32))
+    assert seen == ["meta"]  # the tiles went to the model's device
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_predict_tiled_model_on_gpu_image_on_cpu():
+    model = create_model("unet_valid", width=2, depth=3).eval().cuda()
+    with torch.no_grad():
+        out = predict_tiled(model, torch.rand(1, 1, 100, 100))
+    assert out.device.type == "cpu" and out.shape == (1, 2, 100, 100)

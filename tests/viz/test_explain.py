@@ -84,3 +84,81 @@ def test_pointing_game_by_hand():
         pointing_game(maps, masks, reduction="sum")
     rc = rank_correlation(torch.arange(6.0)[None], -torch.arange(6.0)[None])
     assert rc.item() == pytest.approx(-1.0)
+
+
+def test_rank_correlation_is_spearman_with_tied_ranks():
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(3, 40, 40, generator=g)
+    b = torch.rand(3, 40, 40, generator=g)
+    a[a < 0.8] = 0  # 80 % zeros, as after a ReLU
+    b[b < 0.8] = 0
+    rc = rank_correlation(a, b)
+    assert rc.abs().max() < 0.1  # independent maps; position tie-breaking gave 0.416
+    ints = torch.randint(0, 4, (2, 50), generator=g)
+    other = torch.randint(0, 4, (2, 50), generator=g)
+    got = rank_correlation(ints, other)
+    try:
+        from scipy.stats import spearmanr
+    except ImportError:  # pragma: no cover - scipy comes with scikit-learn
+        spearmanr = None
+    for i in range(2):
+        x, y = ints[i].double(), other[i].double()
+        if spearmanr is not None:
+            ref = spearmanr(x.numpy(), y.numpy()).statistic
+        else:  # by hand: Pearson of average ranks
+            rx = torch.tensor([(x < v).sum() + ((x == v).sum() - 1) / 2 for v in x])
+            ry = torch.tensor([(y < v).sum() + ((y == v).sum() - 1) / 2 for v in y])
+            ref = float(torch.corrcoef(torch.stack([rx, ry]))[0, 1])
+        assert got[i].item() == pytest.approx(ref, abs=1e-5)
+    for i in range(3):
+        ref = spearmanr(a[i].flatten().numpy(), b[i].flatten().numpy()).statistic
+        assert rc[i].item() == pytest.approx(ref, abs=1e-5)
+
+
+def test_explain_inputs_are_checked():
+    net, x = _setup(3)
+    with pytest.raises(TypeError, match=r"x.float\(\) / 255"):
+        grad_cam(net, (x * 255).to(torch.uint8), "features")
+    with pytest.raises(ValueError, match="finite"):
+        grad_cam(net, torch.full_like(x, float("nan")), "features")
+    with pytest.raises(TypeError, match="integer class ids"):
+        cam(net, x, "features", classes=torch.tensor([0.5]))
+    with pytest.raises(ValueError, match="maps must have equal shapes"):
+        rank_correlation(torch.rand(2, 3), torch.rand(2, 4))
+    with pytest.raises(TypeError, match="masks must be"):
+        pointing_game(torch.rand(2, 4, 4), torch.rand(2, 4, 4))
+    with pytest.raises(ValueError, match="finite"):
+        rank_correlation(torch.full((1, 4), float("nan")), torch.rand(1, 4))
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_explain_runs_where_the_model_is():
+    # The model on another device than the inputs ("meta" stands in for a GPU, so no GPU is needed):
+    # the model must receive x on its own device; before, x went in on the CPU.
+    net, x = _setup(3)
+    net = net.to("meta")
+    seen = []
+
+    def hook(_m, args):
+        seen.append(args[0].device.type)
+        raise _Stop  # meta tensors hold no values: stop once the device is known
+
+    net.register_forward_pre_hook(hook)
+    for fn in (cam, grad_cam):
+        with pytest.raises(_Stop):
+            fn(net, x, "features")
+    assert seen == ["meta", "meta"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_explain_model_on_gpu_inputs_on_cpu():
+    net, x = _setup(3)
+    net = net.cuda()
+    for fn in (cam, grad_cam):
+        m = fn(net, x, "features")
+        assert m.device == x.device and m.shape == (4, 6, 7)
+    hits = pointing_game(m.cuda(), torch.ones(4, 6, 7, dtype=torch.long), reduction="none")
+    assert hits.is_cuda and hits.all()

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cvlib._validate import check_image, check_int
 from cvlib.models._registry import register_model
 
 __all__ = [
@@ -118,7 +119,7 @@ class UNet(nn.Module):
             raise ValueError(f"padding must be one of {allowed}, got {padding!r}")
         if depth < 1 or width < 1 or num_classes < 1:
             raise ValueError(f"depth, width, num_classes must be >= 1, got {depth}, {width}, {num_classes}")
-        self.padding, self.depth = padding, depth
+        self.padding, self.depth, self.in_channels = padding, depth, in_channels
         norm = (padding == "same") if norm is None else norm
         pad = 1 if padding == "same" else 0
         widths = [width * 2**i for i in range(depth + 1)]
@@ -139,8 +140,9 @@ class UNet(nn.Module):
         return size if self.padding == "same" else unet_valid_output_size(size, self.depth)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != 4:
-            raise ValueError(f"x must be [B, C, H, W], got {tuple(x.shape)}")
+        x = check_image(x, "x")
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"x must have {self.in_channels} channels [B, C, H, W], got {tuple(x.shape)}")
         h, w = x.shape[-2:]
         if self.padding == "valid":
             self.output_size(h), self.output_size(w)  # raises with advice for sizes that do not fit
@@ -185,44 +187,68 @@ def predict_tiled(model: UNet, image: Tensor, *, tile: int | None = None, batch_
     """Overlap-tile prediction (Ronneberger et al. 2015, Fig. 2): the output covers the whole image.
 
     The image is mirror-padded by the network's border loss and cut into input tiles whose output
-    tiles abut; their logits are stitched and cropped to the image. With a valid U-Net the result
-    equals running the network once on the mirror-padded image (output tiles start at multiples
-    of ``2**depth``).
+    tiles cover it. A valid U-Net of depth ``d`` only produces output sides ``2**d * (b - 4) + 4``
+    (``4 mod 2**d``: 388 for ``d = 4``), so ``tile`` is rounded up to the next such size, and tiles
+    are placed every ``step`` pixels, ``step`` = the tile rounded down to a multiple of ``2**d``:
+    every tile then sees the same pooling grid as one pass over the padded image, and neighbouring
+    output tiles overlap by ``tile - step`` pixels holding the same values. The result equals running
+    the network once on the mirror-padded image, whatever the depth.
+
+    The tiles run on the model's device; the result is returned on ``image``'s device.
 
     Args:
         model: a :class:`UNet` (``"valid"`` or ``"same"``) in the mode you want (call ``.eval()``).
-        image (Tensor[B, C, H, W]): images.
-        tile: output tile side, rounded up to a multiple of ``2**depth`` (default: 388 rounded, the paper's).
+        image (Tensor[B, C, H, W]): float images (``C = model``'s input channels).
+        tile: output tile side (default 388, the paper's), rounded up to a valid output size
+            (``"valid"``) or a multiple of ``2**depth`` (``"same"``).
         batch_size: tiles per forward pass.
 
     Returns:
-        Tensor[B, K, H, W]: logits for every pixel.
+        Tensor[B, K, H, W]: logits for every pixel, on ``image``'s device.
     """
-    if image.dim() != 4:
-        raise ValueError(f"image must be [B, C, H, W], got {tuple(image.shape)}")
+    if not isinstance(model, UNet):
+        raise TypeError(
+            f"model must be a cvlib UNet (create_model('unet_valid')), got {type(model).__name__}"
+        )
+    image = check_image(image, "image")
+    if image.shape[-3] != model.in_channels:
+        raise ValueError(
+            f"image has {image.shape[-3]} channels, the model expects {model.in_channels} "
+            f"(image shape {tuple(image.shape)})"
+        )
+    if image.numel() == 0:
+        raise ValueError(f"image must not be empty, got shape {tuple(image.shape)}")
+    tile = check_int(388 if tile is None else tile, "tile", min=1)
+    batch_size = check_int(batch_size, "batch_size", min=1)
     m = 2**model.depth
-    tile = 388 if tile is None else tile
-    tile = -(-tile // m) * m
-    in_tile = unet_valid_input_size(tile, model.depth) if model.padding == "valid" else tile
-    if model.padding == "valid" and model.output_size(in_tile) != tile:
-        raise ValueError(f"tile {tile} has no exact valid input size; pick a multiple of {m}")
+    if model.padding == "valid":
+        tile = unet_valid_output_size(unet_valid_input_size(tile, model.depth), model.depth)
+        in_tile = unet_valid_input_size(tile, model.depth)
+        step = max(tile - tile % m, m)
+    else:
+        tile = -(-tile // m) * m
+        in_tile, step = tile, tile
     margin = (in_tile - tile) // 2
     b, _, h, w = image.shape
-    ny, nx = -(-h // tile), -(-w // tile)
-    padded = mirror_pad(image, (margin, margin + nx * tile - w, margin, margin + ny * tile - h))
+    ny = 1 + max(0, -(-(h - tile) // step))
+    nx = 1 + max(0, -(-(w - tile) // step))
+    full_h, full_w = (ny - 1) * step + tile, (nx - 1) * step + tile
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else image.device
+    padded = mirror_pad(image.to(device), (margin, margin + full_w - w, margin, margin + full_h - h))
     crops = [(i, j) for i in range(ny) for j in range(nx)]
     out = None
     for start in range(0, len(crops), batch_size):
         chunk = crops[start : start + batch_size]
         x = torch.cat(
-            [padded[..., i * tile : i * tile + in_tile, j * tile : j * tile + in_tile] for i, j in chunk]
+            [padded[..., i * step : i * step + in_tile, j * step : j * step + in_tile] for i, j in chunk]
         )
         y = model(x)  # [len(chunk) * B, K, tile, tile]
         if out is None:
-            out = y.new_zeros(b, y.shape[1], ny * tile, nx * tile)
+            out = y.new_zeros(b, y.shape[1], full_h, full_w)
         for k, (i, j) in enumerate(chunk):
-            out[..., i * tile : (i + 1) * tile, j * tile : (j + 1) * tile] = y[k * b : (k + 1) * b]
-    return out[..., :h, :w]
+            out[..., i * step : i * step + tile, j * step : j * step + tile] = y[k * b : (k + 1) * b]
+    return out[..., :h, :w].to(image.device)
 
 
 @register_model(task="segmentation")

@@ -14,6 +14,11 @@ Queries are processed ``chunk_size`` rows at a time and the training set ``train
 rows at a time, keeping a running top-k per query, so memory is
 ``O(chunk_size * (train_chunk_size + k))`` whatever the size of the training set.
 
+Edge cases: zero queries give empty ``[0, k]`` results; features so large that squared norms
+would overflow (float32 beyond about ``1e17`` at D = 3072) are multiplied by an exact power of two
+first (training set at :meth:`KNNClassifier.fit`, queries at search time), so rankings and returned
+distances are those of exact arithmetic up to float rounding, never inf/NaN.
+
 Tie-breaking (documented contract, tested against scikit-learn):
 
 * equal distances: the neighbour with the smaller training index comes first, so the k
@@ -28,6 +33,7 @@ exactly whenever the k-th and (k+1)-th distances differ, including ties in the v
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -52,12 +58,29 @@ def _as_float_matrix(x: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
         raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
     if x.ndim < 2:
         raise ValueError(f"{name} must be [N, D] (or [N, ...], flattened), got {tuple(x.shape)}")
-    x = x.reshape(x.shape[0], -1)
+    if x.is_complex():
+        raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
+    x = x.reshape(x.shape[0], math.prod(x.shape[1:]))
+    if x.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one feature, got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         x = x.float()
     elif x.dtype in (torch.float16, torch.bfloat16):
         x = x.float()  # upcast: half precision distances make ties and errors
     return x
+
+
+def _safe_scale(max_abs: float, dim: int, dtype: torch.dtype) -> float:
+    """A power of two ``s <= 1`` such that features of magnitude ``max_abs * s`` cannot overflow.
+
+    ``||q||^2 + ||t||^2 + 2 |q.t| <= 4 D m^2`` must stay below the dtype's largest value (float32:
+    3.4e38, reached by features of about 1e17 for D = 3072). Scaling by a power of two is exact
+    (every float keeps its mantissa), so rankings and the rescaled distances are unchanged.
+    """
+    limit = math.sqrt(torch.finfo(dtype).max / (8.0 * dim))
+    if not max_abs > limit:
+        return 1.0
+    return 2.0 ** (math.floor(math.log2(limit)) - math.ceil(math.log2(max_abs)))
 
 
 def _block_distances(
@@ -189,12 +212,18 @@ class KNNClassifier:
             raise ValueError("x must be finite (found NaN or inf)")
         y = y.to(device=x.device, dtype=torch.int64)
         self.classes_, self._y_enc = torch.unique(y, sorted=True, return_inverse=True)
-        self._x = x
+        # very large finite features would overflow the squared norms: scale by an exact power of 2
+        self._scale = _safe_scale(float(x.abs().max()) if x.numel() else 0.0, x.shape[1], x.dtype)
+        self._x = x * self._scale if self._scale != 1.0 else x
+        self._set_cache()
+        return self
+
+    def _set_cache(self) -> None:
+        x = self._x
         if self.metric == "l2":
             self._t_sq = (x * x).sum(1)
         elif self.metric == "cosine":
             self._x = x / x.norm(dim=1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
-        return self
 
     def _check_query(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
         if self._x is None:
@@ -226,17 +255,30 @@ class KNNClassifier:
         """
         x = self._check_query(x)
         k = self.k if k is None else k
-        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= self.n_train:
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise TypeError(f"k must be an int, got {type(k).__name__}")
+        if not 1 <= k <= self.n_train:
             raise ValueError(f"k must be an int in [1, {self.n_train}], got {k!r}")
         n_q, n_t = x.shape[0], self.n_train
+        scale = self._scale
+        train, t_sq_all = self._x, getattr(self, "_t_sq", None)
+        if n_q:
+            extra = _safe_scale(float(x.abs().max()) * scale, x.shape[1], x.dtype)
+            if extra != 1.0:  # queries far larger than the training data: rescale both (rare)
+                scale *= extra
+                if self.metric != "cosine":
+                    train = train * extra
+                    t_sq_all = (train * train).sum(1) if self.metric == "l2" else None
+            if scale != 1.0:
+                x = x * scale
         out_d = torch.empty(n_q, k, dtype=x.dtype, device=x.device)
         out_i = torch.empty(n_q, k, dtype=torch.int64, device=x.device)
         for qs in range(0, n_q, self.chunk_size):
             q = x[qs : qs + self.chunk_size]
             best_d = best_i = None
             for ts in range(0, n_t, self.train_chunk_size):
-                t = self._x[ts : ts + self.train_chunk_size]
-                t_sq = self._t_sq[ts : ts + self.train_chunk_size] if self.metric == "l2" else None
+                t = train[ts : ts + self.train_chunk_size]
+                t_sq = t_sq_all[ts : ts + self.train_chunk_size] if self.metric == "l2" else None
                 d = _block_distances(q, t, self.metric, t_sq)  # [q, t]
                 ids = torch.arange(ts, ts + t.shape[0], device=x.device)
                 cd, ci = _smallest_k(d, ids, min(k, t.shape[0]))
@@ -254,6 +296,8 @@ class KNNClassifier:
             return out_i
         if self.metric == "l2":
             out_d = out_d.sqrt_()
+        if self.metric != "cosine" and scale != 1.0:
+            out_d = out_d / scale  # exact: scale is a power of two
         return out_d, out_i
 
     @torch.no_grad()
@@ -275,6 +319,8 @@ class KNNClassifier:
     def score(self, x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray) -> float:
         """Accuracy of :meth:`predict` on ``(x, y)``."""
         pred = self.predict(x)
+        if pred.numel() == 0:
+            raise ValueError("score needs at least one query, got x with 0 rows")
         y = torch.as_tensor(y).to(pred.device)
         if y.shape != pred.shape:
             raise ValueError(f"y must be [Q] = {tuple(pred.shape)}, got {tuple(y.shape)}")
@@ -284,7 +330,8 @@ class KNNClassifier:
 def pairwise_distances(a: torch.Tensor, b: torch.Tensor, metric: str = "l2") -> torch.Tensor:
     """All distances between rows of ``a`` (Tensor[N, D]) and ``b`` (Tensor[M, D]) -> Tensor[N, M].
 
-    Uses the same formulas as :class:`KNNClassifier` (``l2`` returns true, not squared, distances).
+    Uses the same formulas as :class:`KNNClassifier` (``l2`` returns true, not squared, distances),
+    including the exact power-of-two rescaling of very large features.
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
@@ -292,11 +339,20 @@ def pairwise_distances(a: torch.Tensor, b: torch.Tensor, metric: str = "l2") -> 
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"a and b must have the same number of features, got {a.shape[1]} and {b.shape[1]}")
     b = b.to(device=a.device, dtype=a.dtype)
+    if not (bool(torch.isfinite(a).all()) and bool(torch.isfinite(b).all())):
+        raise ValueError("a and b must be finite (found NaN or inf)")
+    m = max(float(a.abs().max()) if a.numel() else 0.0, float(b.abs().max()) if b.numel() else 0.0)
+    scale = _safe_scale(m, a.shape[1], a.dtype)  # exact power of 2 against overflow
+    if scale != 1.0:
+        a, b = a * scale, b * scale
     if metric == "l2":
-        return _block_distances(a, b, "l2", (b * b).sum(1)).sqrt_()
-    if metric == "cosine":
+        d = _block_distances(a, b, "l2", (b * b).sum(1)).sqrt_()
+    elif metric == "cosine":
         b = b / b.norm(dim=1, keepdim=True).clamp_min(torch.finfo(b.dtype).tiny)
-    return _block_distances(a, b, metric, None)
+        return _block_distances(a, b, metric, None)
+    else:
+        d = _block_distances(a, b, metric, None)
+    return d / scale if scale != 1.0 else d
 
 
 def majority_vote(neighbor_labels: torch.Tensor, num_classes: int) -> torch.Tensor:

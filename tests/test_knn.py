@@ -208,3 +208,49 @@ def test_duplicated_training_rows_keep_lowest_indices(metric):
         :, :7
     ]
     np.testing.assert_array_equal(idx.numpy(), ref)
+
+
+@pytest.mark.parametrize("metric", ["l2", "l1", "cosine"])
+def test_zero_queries_give_empty_results(metric):
+    x, y = torch.randn(6, 3), torch.tensor([0, 1, 0, 1, 2, 2])
+    knn = KNNClassifier(k=2, metric=metric).fit(x, y)
+    d, i = knn.kneighbors(torch.zeros(0, 3))
+    assert d.shape == i.shape == (0, 2) and i.dtype == torch.int64
+    assert knn.predict(torch.zeros(0, 3)).shape == (0,)
+    assert knn.predict_proba(torch.zeros(0, 3)).shape == (0, 3)
+    assert pairwise_distances(torch.zeros(0, 3), x, metric).shape == (0, 6)
+
+
+@pytest.mark.parametrize("metric", ["l2", "l1", "cosine"])
+@pytest.mark.parametrize("big", [1e20, 1e30])
+def test_large_finite_features_do_not_overflow(metric, big):
+    g = torch.Generator().manual_seed(0)
+    x, q = torch.randn(50, 64, generator=g), torch.randn(7, 64, generator=g)
+    y = torch.randint(0, 3, (50,), generator=g)
+    ref_d, ref_i = KNNClassifier(k=3, metric=metric).fit(x, y).kneighbors(q)
+    d, i = KNNClassifier(k=3, metric=metric).fit(x * big, y).kneighbors(q * big)
+    assert torch.isfinite(d).all()
+    assert torch.equal(i, ref_i)
+    scale = 1.0 if metric == "cosine" else big
+    torch.testing.assert_close(d / scale, ref_d, rtol=1e-4, atol=1e-5)
+    # queries much larger than the training data (rescaled at search time)
+    d2, i2 = KNNClassifier(k=3, metric=metric).fit(x, y).kneighbors(q * big)
+    assert torch.isfinite(d2).all()
+    pd = pairwise_distances(q * big, x * big, metric)
+    assert torch.isfinite(pd).all()
+    torch.testing.assert_close(pd / scale, pairwise_distances(q, x, metric), rtol=1e-4, atol=1e-5)
+
+
+def test_bad_k_and_dtypes_are_clear_errors():
+    x, y = torch.randn(5, 3), torch.zeros(5, dtype=torch.int64)
+    knn = KNNClassifier().fit(x, y)
+    with pytest.raises(TypeError, match="k must be an int, got float"):
+        knn.kneighbors(x, k=2.0)
+    with pytest.raises(ValueError, match=r"k must be an int in \[1, 5\], got 0"):
+        knn.kneighbors(x, k=0)
+    with pytest.raises(TypeError, match="x must hold real numbers, got dtype torch.complex64"):
+        knn.predict(torch.zeros(2, 3, dtype=torch.complex64))
+    with pytest.raises(ValueError, match="x must have at least one feature"):
+        KNNClassifier().fit(torch.zeros(5, 0), y)
+    with pytest.raises(ValueError, match="at least one query"):
+        knn.score(torch.zeros(0, 3), torch.zeros(0, dtype=torch.int64))

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from cvlib.data import pets
+from cvlib.data._download import ChecksumError
 from cvlib.data.pets import OxfordIIITPet, read_pet_list
 
 # name, CLASS-ID, SPECIES, BREED-ID: two cat breeds and one dog breed, as in list.txt
@@ -54,8 +55,9 @@ def _make(root, h=20, w=30):
     return expected
 
 
-def test_labels_and_masks(tmp_path):
+def test_labels_and_masks(tmp_path, trust):
     expected = _make(tmp_path)
+    trust(tmp_path / "images.tar.gz", tmp_path / "annotations.tar.gz")
     ds = OxfordIIITPet(root=tmp_path, split="trainval", target="all", download=False)
     assert len(ds) == 3 and ds.classes[0] == "Abyssinian" and ds.classes[5] == "Bengal"
     image, t = ds[0]
@@ -79,8 +81,9 @@ def test_labels_and_masks(tmp_path):
     ]
 
 
-def test_resize_and_border_value(tmp_path):
+def test_resize_and_border_value(tmp_path, trust):
     _make(tmp_path)
+    trust(tmp_path / "images.tar.gz", tmp_path / "annotations.tar.gz")
     ds = OxfordIIITPet(root=tmp_path, target="mask", image_size=(10, 15), border_value=2, download=False)
     image, mask = ds[0]
     assert image.shape == (3, 10, 15) and mask.shape == (10, 15)
@@ -103,10 +106,11 @@ def test_errors(tmp_path):
         read_pet_list(bad)
 
 
-def test_truncated_archive(tmp_path):
+def test_truncated_archive(tmp_path, trust):
     _make(tmp_path)
     data = (tmp_path / "images.tar.gz").read_bytes()
     (tmp_path / "images.tar.gz").write_bytes(data[: len(data) // 2])
+    trust(tmp_path / "images.tar.gz", tmp_path / "annotations.tar.gz")
     with pytest.raises(ValueError, match=r"images\.tar\.gz .*(corrupt|truncated)"):
         OxfordIIITPet(root=tmp_path, download=False)
     assert not (tmp_path / "images").exists()
@@ -114,10 +118,25 @@ def test_truncated_archive(tmp_path):
 
 def test_download_requests_published_hashes(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(pets, "download_url", lambda url, dest, sha, progress: calls.append((url, sha)))
+    monkeypatch.setattr(pets, "download_any", lambda urls, dest, sha, progress: calls.append((urls, sha)))
     with pytest.raises(FileNotFoundError):
         OxfordIIITPet(root=tmp_path)
     assert calls[0] == (
-        "https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz",
+        (
+            "https://thor.robots.ox.ac.uk/~vgg/data/pets/images.tar.gz",  # the current host first
+            "https://www.robots.ox.ac.uk/~vgg/data/pets/data/images.tar.gz",
+        ),
         "67195c5e1c01f1ab5f9b6a5d22b8c27a580d896ece458917e61d459337fa318d",
     )
+
+
+def test_local_archive_is_checked(tmp_path):
+    _make(tmp_path)  # fixture archives, not the published ones
+    with pytest.raises(ChecksumError, match=r"images\.tar\.gz is not the Oxford-IIIT Pet images\.tar\.gz"):
+        OxfordIIITPet(root=tmp_path, download=False)
+    assert not (tmp_path / "images").exists()
+
+
+def test_docstring_breed_counts():
+    # 12 cat breeds and 25 dog breeds (the dataset README swaps them)
+    assert "1..12 for the 12 cat breeds, 1..25 for the 25 dog breeds" in pets.__doc__

@@ -118,7 +118,7 @@ def test_voc2007_download_request(tmp_path, monkeypatch):
     monkeypatch.setattr(voc, "download_any", lambda urls, dest, sha, progress: calls.append((urls[0], sha)))
     with pytest.raises(FileNotFoundError):  # nothing was really downloaded
         load_voc2007(root=tmp_path, image_set="test")
-    assert calls == [("http://host.robots.ox.ac.uk/pascal/VOC/voc2007/VOCtest_06-Nov-2007.tar",
+    assert calls == [("https://thor.robots.ox.ac.uk/pascal/VOC/voc2007/VOCtest_06-Nov-2007.tar",
                       "6836888e2e01dca84577a849d339fa4f73e1e4f135d312430c4856b5609b4892")]  # fmt: skip
     with pytest.raises(FileNotFoundError, match="download=True or root="):
         load_voc2007(root=tmp_path, download=False)

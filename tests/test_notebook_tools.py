@@ -74,6 +74,31 @@ def test_check_reports_drift_unexecuted_and_missing_pair(built, tmp_path):
     assert "ch98_lonely.md has no executed .ipynb pair" in problems
 
 
+GLUE_MD = (
+    HEADER
+    + """
+```{code-cell} ipython3
+from myst_nb import glue
+glue("total", sum(range(5)), display=False)
+```
+
+The sum is {glue:text}`total` and the mean is {glue:text}`mean:.1f`.
+"""
+)
+
+
+def test_check_reports_a_glue_key_missing_from_the_stored_outputs(built, tmp_path):
+    md = tmp_path / "ch97_glue.md"
+    md.write_text(GLUE_MD)
+    nbtool.build(md)
+    problems = "\n".join(nbtool.check(tmp_path))
+    assert "'mean'" in problems and "glue key" in problems
+    assert "'total'" not in problems  # glued by the cell, so not reported
+    md.write_text(GLUE_MD.replace(" and the mean is {glue:text}`mean:.1f`", ""))
+    nbtool.build(md)
+    assert nbtool.check(tmp_path) == []
+
+
 def _nbval(path: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--nbval-lax", str(path)],

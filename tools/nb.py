@@ -9,6 +9,9 @@ Usage::
     python tools/nb.py build notebooks/ch01_knn.md [more.md ...]   # convert + execute + write .ipynb
     python tools/nb.py check [notebooks]                            # pairs agree, every cell executed
 
+``check`` also fails when the ``.md`` uses a glue key (``{glue:text}`key` ``) that no cell of the
+stored ``.ipynb`` glued (see ``tools/prose_numbers.py``).
+
 ``build`` executes with the current environment (``make nb`` sets ``CVLIB_SIZE=small`` unless it is
 set already) and records a per-notebook runtime in ``book/_execution.json`` for the execution-status
 page. Outputs carry no timestamps, so rebuilding an unchanged notebook gives an identical file
@@ -28,6 +31,9 @@ from pathlib import Path
 import jupytext
 import nbformat
 from nbclient import NotebookClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from prose_numbers import missing_glue_keys  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 STATUS_FILE = ROOT / "book" / "_execution.json"
@@ -165,6 +171,7 @@ def check(folder: Path) -> list[str]:
         ]
         if errors:
             problems.append(f"{ipynb}: code cells {errors} stored an error output")
+        problems += missing_glue_keys(md, ipynb)
     return problems
 
 

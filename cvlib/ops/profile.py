@@ -4,6 +4,9 @@ MACs are counted with ``torch.utils.flop_counter.FlopCounterMode``, which counts
 multiply-accumulate of convolutions and matrix products (not element-wise ops, pooling or BN), so
 ``count_macs = FLOPs / 2``; that is what torchvision's "GFLOPS" column reports. The count runs on the
 ``meta`` device when the model allows it (no memory, no arithmetic), so even VGG-16 takes milliseconds.
+
+The timing functions leave the model where and as they found it (device and train/eval mode, through
+:func:`cvlib.run_on`); with ``CVLIB_FAST_DEV_RUN`` set they time a single pass without warm-up.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from cvlib.runtime import fast_dev_run, module_device, run_on
 
 __all__ = ["count_parameters", "count_macs", "measure_latency", "measure_throughput", "peak_memory"]
 
@@ -103,8 +108,8 @@ def count_macs(
 def _device_of(model: nn.Module, device: torch.device | str | None) -> torch.device:
     if device is not None:
         return torch.device(device)
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
+    dev = module_device(model)
+    return dev if dev is not None else torch.device("cpu")
 
 
 def _sync(device: torch.device) -> None:
@@ -122,18 +127,20 @@ def measure_latency(
 ) -> float:
     """Median wall-clock time of one eval-mode forward pass, in milliseconds.
 
-    The model is moved to ``device`` (default: where its parameters are) and run under
-    ``torch.inference_mode``; CUDA is synchronised around each pass.
+    The model runs on ``device`` (default: where its parameters are) in eval mode under
+    ``torch.inference_mode``; CUDA is synchronised around each pass. Afterwards the model is back on
+    its device and in its train/eval mode.
     """
     _check_model(model)
     shape = _check_shape(input_shape)
     if repeats < 1 or warmup < 0:
         raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats} and {warmup}")
+    if fast_dev_run() is not None:
+        warmup, repeats = 0, 1
     dev = _device_of(model, device)
-    model = model.to(dev).eval()
-    x = torch.randn(shape, device=dev)
     times = []
-    with torch.inference_mode():
+    with run_on(model, dev, train=False), torch.inference_mode():
+        x = torch.randn(shape, device=dev)
         for i in range(warmup + repeats):
             _sync(dev)
             t0 = time.perf_counter()
@@ -171,11 +178,16 @@ def peak_memory(
     an accounting of the dominant terms: parameter bytes, gradient bytes (when ``training``) and the
     bytes of the tensors autograd saves for the backward pass (each storage counted once). The latter
     is what grows with batch size and depth; it leaves out temporary buffers, so it is a lower bound.
+    Afterwards the model is back on its device and in its train/eval mode, with no gradients.
     """
     _check_model(model)
     shape = _check_shape(input_shape)
     dev = _device_of(model, device)
-    model = model.to(dev).train(training)
+    with run_on(model, dev, train=training):
+        return _peak_memory(model, shape, training, dev)
+
+
+def _peak_memory(model: nn.Module, shape: tuple[int, ...], training: bool, dev: torch.device) -> int:
     x = torch.randn(shape, device=dev)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
@@ -206,6 +218,5 @@ def peak_memory(
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out = model(x)
-    out_t = out[0] if isinstance(out, tuple) else out
-    del out, out_t
+    del out
     return int(2 * param_bytes + sum(saved.values()))

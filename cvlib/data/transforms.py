@@ -13,6 +13,11 @@ type and shape and geometric transforms move it with the pixels:
   area) are dropped together with every per-box entry of the dict (each tensor whose first
   dimension is ``N``).
 
+What datasets yield is accepted as it is: a ``uint8`` image batch (0..255) is converted to float
+in [0, 1], and integer (or numpy / list) boxes to float32, by :func:`prepare_batch`, which every
+transform calls first; the outputs follow cvlib's conventions (float images, float boxes). Other
+integer or bool images are refused with a message saying how to convert them.
+
 Random parameters come from a CPU ``torch.Generator`` (``seed=`` or ``generator=``) and are
 moved to the data's device, so a seed gives the same augmentation on every device.
 
@@ -45,6 +50,7 @@ __all__ = [
     "MixUp",
     "CutMix",
     "target_kind",
+    "prepare_batch",
 ]
 
 Target = Any  # None | Tensor[B] | Tensor[B, K] | Tensor[B, H, W] | list[dict[str, Tensor]]
@@ -84,6 +90,63 @@ def target_kind(x: Tensor, y: Target) -> str:
                 raise ValueError(f"y[{i}]['boxes'] must be [N, 4], got {got}")
         return "boxes"
     raise TypeError(f"y must be None, a Tensor or a list of target dicts, got {type(y).__name__}")
+
+
+def _float_boxes(boxes: Any, i: int) -> Tensor:
+    if not isinstance(boxes, Tensor):
+        if isinstance(boxes, (np.ndarray, list, tuple)):
+            try:
+                boxes = torch.as_tensor(np.asarray(boxes, dtype=np.float32).reshape(-1, 4))
+            except ValueError as e:
+                raise ValueError(f"y[{i}]['boxes'] must be [N, 4] numbers, got {boxes!r}") from e
+        else:
+            raise TypeError(f"y[{i}]['boxes'] must be a Tensor[N, 4], got {type(boxes).__name__}")
+    if boxes.dtype == torch.bool or boxes.is_complex():
+        raise TypeError(f"y[{i}]['boxes'] must hold real numbers (float or int), got {boxes.dtype}")
+    if not boxes.is_floating_point():
+        boxes = boxes.to(torch.float32)
+    if boxes.ndim == 2 and boxes.shape[1] == 4 and boxes.numel():
+        if not torch.isfinite(boxes).all():
+            raise ValueError(f"y[{i}]['boxes'] must be finite, got NaN or inf")
+        inverted = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+        if inverted.any():
+            bad = int(inverted.nonzero()[0])
+            raise ValueError(
+                f"y[{i}]['boxes'] must be xyxy with x2 >= x1 and y2 >= y1, got {boxes[bad].tolist()} "
+                f"at row {bad}"
+            )
+    return boxes
+
+
+def prepare_batch(x: Tensor, y: Target = None) -> tuple[Tensor, Target]:
+    """Bring a batch as datasets yield it to what the transforms work on.
+
+    Args:
+        x (Tensor[B, C, H, W]): float images, or ``uint8`` images in 0..255.
+        y: any target of :func:`target_kind`; detection boxes may be integer tensors, numpy
+            arrays or lists.
+
+    Returns:
+        ``x`` as float in [0, 1] (``uint8``: divided by 255; float: unchanged) and ``y`` with
+        float32 boxes (other entries unchanged; the caller's dicts are not modified).
+
+    Raises:
+        TypeError: ``x`` is not a Tensor, or has another integer, bool or complex dtype (convert
+            with ``x.float() / max_value``), or boxes are not numbers.
+        ValueError: boxes with NaN/inf or x2 < x1 / y2 < y1.
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a Tensor[B, C, H, W], got {type(x).__name__}")
+    if x.dtype == torch.uint8:
+        x = x.float().div_(255.0)
+    elif not x.is_floating_point():
+        raise TypeError(
+            f"x must be float images in [0, 1] or uint8 in 0..255, got {x.dtype}; convert with "
+            f"x.float() / max_value"
+        )
+    if isinstance(y, (list, tuple)) and all(isinstance(t, dict) for t in y):
+        y = [{**t, "boxes": _float_boxes(t["boxes"], i)} if "boxes" in t else t for i, t in enumerate(y)]
+    return x, y
 
 
 def _make_generator(seed: int, generator: torch.Generator | None) -> torch.Generator:
@@ -149,6 +212,7 @@ class RandomHorizontalFlip:
         self.generator = _make_generator(seed, generator)
 
     def __call__(self, x: Tensor, y: Target = None) -> tuple[Tensor, Target]:
+        x, y = prepare_batch(x, y)
         kind = target_kind(x, y)
         flip = (torch.rand(x.shape[0], generator=self.generator) < self.p).to(x.device)
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
@@ -285,6 +349,7 @@ class RandomResizedCrop(_Warp):
         return x0, y0, w, h
 
     def __call__(self, x: Tensor, y: Target = None) -> tuple[Tensor, Target]:
+        x, y = prepare_batch(x, y)
         target_kind(x, y)
         return self._apply(x, y, self.size or (x.shape[-2], x.shape[-1]))
 
@@ -341,6 +406,7 @@ class RandomCrop(_Warp):
         )
 
     def __call__(self, x: Tensor, y: Target = None) -> tuple[Tensor, Target]:
+        x, y = prepare_batch(x, y)
         target_kind(x, y)
         self._out = self.size or (x.shape[-2], x.shape[-1])
         return self._apply(x, y, self._out)
@@ -389,6 +455,7 @@ class ColorJitter:
         self.generator = _make_generator(seed, generator)
 
     def __call__(self, x: Tensor, y: Target = None) -> tuple[Tensor, Target]:
+        x, y = prepare_batch(x, y)
         target_kind(x, y)
         if x.shape[1] != 3:
             raise ValueError(f"ColorJitter needs RGB images [B, 3, H, W], got {tuple(x.shape)}")
@@ -419,6 +486,7 @@ class Normalize:
         self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
 
     def __call__(self, x: Tensor, y: Target = None) -> tuple[Tensor, Target]:
+        x, y = prepare_batch(x, y)
         target_kind(x, y)
         if x.shape[1] != len(self.mean):
             raise ValueError(f"x has {x.shape[1]} channels but mean/std have {len(self.mean)}")
@@ -486,6 +554,7 @@ class MixUp(_Mix):
         super().__init__(alpha, num_classes, seed, generator)
 
     def __call__(self, x: Tensor, y: Target) -> tuple[Tensor, Tensor]:
+        x, y = prepare_batch(x, y)
         soft = self._soft(x, y)
         perm, lam = self._draw(x.shape[0])
         perm, lam = perm.to(x.device), lam.to(device=x.device, dtype=x.dtype)
@@ -516,6 +585,7 @@ class CutMix(_Mix):
         super().__init__(alpha, num_classes, seed, generator)
 
     def __call__(self, x: Tensor, y: Target) -> tuple[Tensor, Tensor]:
+        x, y = prepare_batch(x, y)
         soft = self._soft(x, y)
         B, _, H, W = x.shape
         perm, lam = self._draw(B)

@@ -1,8 +1,11 @@
 """Invariants of the batched augmentations (cvlib.data.transforms)."""
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
+from cvlib.data import transforms
 from cvlib.data.shapes import ShapesConfig, generate_scenes
 from cvlib.data.transforms import (
     ColorJitter,
@@ -243,3 +246,64 @@ def test_target_kind_and_errors():
         RandomHorizontalFlip(generator=3)
     with pytest.raises(TypeError, match="must be callable"):
         Compose(RandomHorizontalFlip(), 3)
+
+
+def _raccoon_batch(n=4, size=160):
+    """Real raccoon photos and boxes as a dataset yields them: uint8 pixels and integer boxes."""
+    from cvlib.data import load_raccoon
+
+    ds = load_raccoon("test")
+    xs, ys = [], []
+    for i in range(n):
+        image, t = ds[i]
+        img = (image[:, :size, :size] * 255).round().to(torch.uint8)
+        h, w = img.shape[-2:]
+        img = F.pad(img, (0, size - w, 0, size - h))
+        boxes = t["boxes"].clone()
+        boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
+        boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
+        xs.append(img)
+        ys.append({"boxes": boxes.round().to(torch.int64), "labels": t["labels"]})
+    return torch.stack(xs), ys
+
+
+@pytest.mark.parametrize(
+    "transform",
+    [
+        lambda: transforms.RandomResizedCrop(96, scale=(0.3, 1.0), seed=3),
+        lambda: transforms.RandomCrop(128, padding=8, seed=3),
+        lambda: transforms.RandomHorizontalFlip(1.0),
+        lambda: transforms.ColorJitter(0.3, 0.3, 0.3),
+        lambda: transforms.Compose(transforms.RandomHorizontalFlip(0.5), transforms.RandomResizedCrop(64)),
+    ],
+)
+def test_integer_boxes_and_uint8_images_as_datasets_yield_them(transform):
+    x8, y_int = _raccoon_batch()
+    xf = x8.float() / 255
+    y_float = [{**t, "boxes": t["boxes"].float()} for t in y_int]
+    out_x, out_y = transform()(x8, y_int)
+    ref_x, ref_y = transform()(xf, y_float)  # the same seed on the converted batch
+    assert out_x.dtype == torch.float32 and float(out_x.max()) <= 1.0
+    torch.testing.assert_close(out_x, ref_x)
+    for a, b in zip(out_y, ref_y):
+        assert a["boxes"].dtype == torch.float32
+        torch.testing.assert_close(a["boxes"], b["boxes"])
+        torch.testing.assert_close(a["labels"], b["labels"])
+    assert y_int[0]["boxes"].dtype == torch.int64  # the caller's targets are not modified
+
+
+def test_prepare_batch_conversions_and_errors():
+    from cvlib.data.transforms import prepare_batch
+
+    x = torch.full((1, 3, 4, 4), 255, dtype=torch.uint8)
+    out, y = prepare_batch(x, [{"boxes": np.array([[0, 1, 3, 4]]), "labels": torch.tensor([0])}])
+    assert out.dtype == torch.float32 and float(out.max()) == 1.0
+    assert y[0]["boxes"].dtype == torch.float32 and y[0]["boxes"].tolist() == [[0.0, 1.0, 3.0, 4.0]]
+    with pytest.raises(TypeError, match=r"got torch.int32; convert with x.float\(\) / max_value"):
+        prepare_batch(torch.zeros(1, 3, 4, 4, dtype=torch.int32))
+    with pytest.raises(ValueError, match=r"x2 >= x1 .* got \[3.0, 0.0, 1.0, 2.0\] at row 0"):
+        prepare_batch(x.float(), [{"boxes": torch.tensor([[3, 0, 1, 2]])}])
+    with pytest.raises(ValueError, match="must be finite"):
+        prepare_batch(x.float(), [{"boxes": torch.tensor([[0.0, 0.0, float("nan"), 2.0]])}])
+    with pytest.raises(TypeError, match="real numbers"):
+        prepare_batch(x.float(), [{"boxes": torch.ones(1, 4, dtype=torch.bool)}])

@@ -1,5 +1,16 @@
-"""Model families by task, behind one registry (``create_model``, ``list_models``)."""
+"""Model families by task, behind one registry (``create_model``, ``list_models``), and
+:func:`convolutionalize` (a classifier's fully connected head as convolutions, see
+:mod:`cvlib.models.convert`)."""
 
 from cvlib.models._registry import create_model, list_models, model_task, register_model
+from cvlib.models.convert import ConvolutionalizedNet, convolutionalize, fc_to_conv
 
-__all__ = ["create_model", "list_models", "model_task", "register_model"]
+__all__ = [
+    "create_model",
+    "list_models",
+    "model_task",
+    "register_model",
+    "convolutionalize",
+    "fc_to_conv",
+    "ConvolutionalizedNet",
+]

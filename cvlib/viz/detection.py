@@ -1,4 +1,5 @@
-"""Detection figures: boxes with labels and scores, IoU of two boxes, NMS before/after, anchors, PR curves.
+"""Detection figures: boxes with labels and scores, IoU of two boxes, NMS before/after, anchors, YOLO's
+grid assignment, PR curves.
 
 Every function returns a :class:`matplotlib.figure.Figure` built without pyplot (see :mod:`cvlib.viz.core`).
 Boxes are xyxy pixels (Tensor[N, 4] or array-like); images float [3, H, W] in [0, 1].
@@ -17,7 +18,15 @@ from matplotlib.patches import Rectangle
 from cvlib.ops.boxes import box_iou, nms
 from cvlib.viz.core import to_numpy_image
 
-__all__ = ["draw_boxes", "plot_detections", "plot_iou", "plot_nms", "plot_anchors", "plot_pr_curves"]
+__all__ = [
+    "draw_boxes",
+    "plot_detections",
+    "plot_iou",
+    "plot_nms",
+    "plot_anchors",
+    "plot_yolo_grid",
+    "plot_pr_curves",
+]
 
 _COLORS = [
     "tab:red",
@@ -206,6 +215,75 @@ def plot_anchors(
     ax.add_patch(Rectangle((0, 0), w, h, fill=False, ec="black", lw=1))
     ax.set_aspect("equal")
     ax.set_title(f"{len(a)} anchors; {len(cells)} cells shown", fontsize=9)
+    return fig
+
+
+def plot_yolo_grid(
+    image: Any,
+    boxes: Any,
+    labels: Any = None,
+    *,
+    grid_size: int = 7,
+    pred_boxes: Any = None,
+    class_names: Sequence[str] | None = None,
+) -> Figure:
+    """YOLO's grid (Redmon et al. 2016, arXiv:1506.02640): the S x S cells, each object's centre and the
+    cell responsible for it (shaded in the object's colour), as
+    :func:`cvlib.models.detection.yolo.assign_targets` assigns them. An object whose centre falls into
+    a cell already taken by a larger object is marked with an x (the model cannot learn it). With
+    ``pred_boxes`` the B predicted boxes of each object cell are drawn: the responsible one (highest
+    IoU) solid, the others dotted.
+
+    Args:
+        image (Tensor[3, H, W] | tuple[int, int]): an image in [0, 1], or its ``(H, W)`` for a blank canvas.
+        boxes (Tensor[N, 4]): ground-truth xyxy pixels. labels (Tensor[N] | None): 1..K.
+        grid_size (int): S. pred_boxes (Tensor[S, S, B, 4] | None): predicted xyxy boxes per cell.
+        class_names (list[str] | None): names for labels 1..K.
+    """
+    from cvlib.models.detection.yolo import assign_targets
+
+    if isinstance(image, (tuple, list)) and len(image) == 2:
+        (h, w), img = image, None
+    else:
+        img = to_numpy_image(image)
+        h, w = img.shape[:2]
+    if not isinstance(grid_size, int) or grid_size < 1:
+        raise ValueError(f"grid_size must be an int >= 1, got {grid_size!r}")
+    b = torch.as_tensor(_arr(boxes), dtype=torch.float32).reshape(-1, 4)
+    lab = torch.ones(len(b), dtype=torch.int64) if labels is None else torch.as_tensor(_arr(labels)).long()
+    pb = (
+        torch.zeros(grid_size, grid_size, 1, 4)
+        if pred_boxes is None
+        else torch.as_tensor(_arr(pred_boxes), dtype=torch.float32)
+    )
+    if pb.dim() != 4 or pb.shape[:2] != (grid_size, grid_size) or pb.shape[-1] != 4:
+        raise ValueError(f"pred_boxes must be [S, S, B, 4] with S = {grid_size}, got {tuple(pb.shape)}")
+    a = assign_targets(b, lab, pb, (h, w))
+    fig = Figure(figsize=(4, 4))
+    ax = fig.subplots()
+    if img is not None:
+        ax.imshow(img, extent=(0, w, h, 0))
+    cw, ch = w / grid_size, h / grid_size
+    for k in range(grid_size + 1):
+        ax.axvline(k * cw, color="0.4", lw=0.6)
+        ax.axhline(k * ch, color="0.4", lw=0.6)
+    for r, c in a["cell"].nonzero().tolist():
+        j = int(a["index"][r, c])
+        col = _COLORS[(int(lab[j]) - 1) % len(_COLORS)]
+        ax.add_patch(Rectangle((c * cw, r * ch), cw, ch, fc=col, alpha=0.35, ec=col, lw=1.5))
+        if pred_boxes is not None:
+            for p in range(pb.shape[2]):
+                ls = "-" if bool(a["responsible"][r, c, p]) else ":"
+                draw_boxes(ax, pb[r, c, p], color=col, linestyle=ls, linewidth=1.0)
+    kept = set(a["index"][a["cell"]].tolist())
+    draw_boxes(ax, b, lab, None, class_names, linestyle="--", linewidth=1.2)
+    centres = ((b[:, :2] + b[:, 2:]) / 2).numpy()
+    for i, (x, y) in enumerate(centres):
+        ax.plot(x, y, "o" if i in kept else "x", color="black", ms=4 if i in kept else 7, mew=1.5)
+    ax.set_xlim(0, w)
+    ax.set_ylim(h, 0)
+    ax.set_aspect("equal")
+    ax.set_title(f"{grid_size} x {grid_size} grid: {len(kept)} of {len(b)} objects have a cell", fontsize=9)
     return fig
 
 

@@ -204,3 +204,26 @@ def test_constructor_checks():
         YOLO(TinyBackbone(), 3, level=4)
     with pytest.raises(TypeError, match="backbone must expose feature_info"):
         YOLO(torch.nn.Conv2d(3, 3, 1), 3)
+
+
+def test_plot_yolo_grid_shades_the_responsible_cells():
+    from matplotlib.patches import Rectangle
+
+    from cvlib.viz.detection import plot_yolo_grid
+
+    boxes = torch.tensor([[20.0, 4, 40, 28], [24.0, 18, 30, 26], [0.0, 40, 10, 64]])  # as in the hand test
+    fig = plot_yolo_grid(torch.rand(3, 64, 64), boxes, torch.tensor([3, 1, 2]), grid_size=4)
+    ax = fig.axes[0]
+    shaded = [p for p in ax.patches if isinstance(p, Rectangle) and p.get_fill()]
+    assert sorted((p.get_x(), p.get_y()) for p in shaded) == [
+        (0.0, 48.0),
+        (16.0, 16.0),
+    ]  # cells (3, 0), (1, 1)
+    assert "2 of 3 objects have a cell" in ax.get_title()
+    pred = torch.zeros(4, 4, 2, 4)
+    pred[1, 1, 1] = torch.tensor([22.0, 6, 40, 28])
+    fig = plot_yolo_grid((64, 64), boxes, grid_size=4, pred_boxes=pred)
+    solid = [p for p in fig.axes[0].patches if not p.get_fill() and p.get_linestyle() == "-"]
+    assert [tuple(p.get_xy()) for p in solid] == [(22.0, 6.0), (0.0, 0.0)]  # the responsible predictors
+    with pytest.raises(ValueError, match=r"pred_boxes must be \[S, S, B, 4\] with S = 4"):
+        plot_yolo_grid((64, 64), boxes, grid_size=4, pred_boxes=torch.zeros(3, 3, 2, 4))

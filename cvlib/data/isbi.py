@@ -9,11 +9,10 @@ challenge's training volume as PNG files): ``train/image/N.png`` (8-bit grey) an
 
 Mask convention returned here: **membrane = 1, cell interior = 0** (the thin structure is the
 positive class; label pixels below 128 count as membrane). Downloads come from
-the zhixuhao/unet repository (:data:`ISBI_URL`) file by file, each checked against the SHA-256
-below (computed from a copy of that folder) and written atomically, so an interrupted download
-resumes where it stopped: files already present and verified are kept, the rest fetched.
-:data:`ISBI_COMMIT` pins the repository revision; while it is None the URL names the ``master``
-branch, whose files have not changed since 2019 (the digests guard against a change).
+the zhixuhao/unet repository at the fixed commit :data:`ISBI_COMMIT` (:data:`ISBI_URL`; the
+``master`` branch is a fallback mirror), file by file, each checked against the SHA-256 below
+(computed from a copy of that folder) and written atomically, so an interrupted download resumes
+where it stopped: files already present and verified are kept, the rest fetched.
 
 Files on disk are checked against the same table (keys ``image/N.png``, ``label/N.png``).
 
@@ -35,17 +34,18 @@ from cvlib.data._download import (
     DownloadError,
     cache_dir,
     check_root,
-    download_url,
+    download_any,
     expected_sha256,
     verify_file,
 )
 
-__all__ = ["ISBI_COMMIT", "ISBI_URL", "ISBI_SHA256", "load_isbi2012"]
+__all__ = ["ISBI_COMMIT", "ISBI_URL", "ISBI_MIRRORS", "ISBI_SHA256", "load_isbi2012"]
 
-# A fixed commit of github.com/zhixuhao/unet; None until a hash is checked against the digests
-# below (it could not be looked up offline), then the URL no longer follows a moving branch.
-ISBI_COMMIT: str | None = None
-ISBI_URL = f"https://raw.githubusercontent.com/zhixuhao/unet/{ISBI_COMMIT or 'master'}/data/membrane/train/"
+# A fixed commit of github.com/zhixuhao/unet holding data/membrane/train/{image,label}/N.png, so the
+# URL does not follow a moving branch; the digests below are checked on every file either way.
+ISBI_COMMIT = "909ae9b5fefd8a55900e24a771b073b1d4ef70ff"
+ISBI_URL = f"https://raw.githubusercontent.com/zhixuhao/unet/{ISBI_COMMIT}/data/membrane/train/"
+ISBI_MIRRORS = (ISBI_URL, "https://raw.githubusercontent.com/zhixuhao/unet/master/data/membrane/train/")
 
 # path under train/ -> sha256
 _TABLE = """
@@ -168,8 +168,11 @@ def load_isbi2012(
     if not checked and download:
         for rel, sha in ISBI_SHA256.items():  # present and verified files are kept: resumes
             try:
-                download_url(
-                    ISBI_URL + rel, folder / "train" / rel, expected_sha256(rel, sha), progress=progress
+                download_any(
+                    [m + rel for m in ISBI_MIRRORS],
+                    folder / "train" / rel,
+                    expected_sha256(rel, sha),
+                    progress,
                 )
             except DownloadError as e:
                 raise DownloadError(f"ISBI 2012: {e}") from e

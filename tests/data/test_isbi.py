@@ -50,10 +50,11 @@ def test_errors(tmp_path):
 
 def test_download_table(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(isbi, "download_url", lambda url, dest, sha, progress: calls.append(url))
+    monkeypatch.setattr(isbi, "download_any", lambda urls, dest, sha, progress: calls.append(urls[0]))
     with pytest.raises(FileNotFoundError):  # the fake downloads wrote nothing
         load_isbi2012(root=tmp_path)
     assert len(calls) == 60 and calls[0].startswith("https://raw.githubusercontent.com/zhixuhao/unet/")
+    assert isbi.ISBI_COMMIT in calls[0] and "/master/" not in calls[0]  # pinned, not a moving branch
 
 
 @pytest.mark.skipif(not (SHARED / "isbi2012_membrane").is_dir(), reason="../shared/data not present")

@@ -46,3 +46,43 @@ def test_run_info_names_device_size_and_data(monkeypatch):
     monkeypatch.setenv("CVLIB_SIZE", "small")
     line = run_info("digits", device="cpu")
     assert line.startswith("device: cpu") and "size: small" in line and "data: digits" in line
+
+
+@pytest.mark.parametrize(
+    "size, deterministic, expected", [("small", None, True), ("full", None, False), ("full", True, True)]
+)
+def test_seed_everything_deterministic_only_at_small_size(monkeypatch, size, deterministic, expected):
+    monkeypatch.setenv("CVLIB_SIZE", size)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", not expected)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
+    seed_everything(0, deterministic=deterministic)
+    assert torch.backends.cudnn.deterministic is expected
+    assert torch.backends.cudnn.benchmark is False
+    with pytest.raises(TypeError, match="deterministic must be a bool or None"):
+        seed_everything(0, deterministic="yes")
+
+
+def test_fast_dev_run_reads_the_environment(monkeypatch):
+    monkeypatch.delenv("CVLIB_FAST_DEV_RUN", raising=False)
+    assert cvlib.fast_dev_run() is None
+    monkeypatch.setenv("CVLIB_FAST_DEV_RUN", " 3 ")
+    assert cvlib.fast_dev_run() == 3
+    monkeypatch.setenv("CVLIB_FAST_DEV_RUN", "0")
+    assert cvlib.fast_dev_run() is None
+    for bad in ("-1", "two", "1.5"):
+        monkeypatch.setenv("CVLIB_FAST_DEV_RUN", bad)
+        with pytest.raises(ValueError, match=rf"CVLIB_FAST_DEV_RUN must be an integer >= 1.*'{bad}'"):
+            cvlib.fast_dev_run()
+
+
+def test_run_on_restores_the_mode_and_checks_the_model():
+    model = torch.nn.Linear(2, 2).train()
+    with cvlib.run_on(model, "cpu", train=False) as dev:
+        assert dev == torch.device("cpu") and not model.training
+    assert model.training
+    empty = torch.nn.ReLU()  # no parameters: nothing to move
+    with cvlib.run_on(empty, "cpu") as dev:
+        assert dev.type == "cpu"
+    with pytest.raises(TypeError, match="model must be an nn.Module"):
+        with cvlib.run_on("net"):
+            pass

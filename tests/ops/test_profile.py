@@ -73,3 +73,18 @@ def test_errors():
 def test_peak_memory_cuda():
     net = _net().cuda()
     assert peak_memory(net, (8, 3, 16, 16)) > 2 * count_parameters(net) * 4
+
+
+def test_timing_restores_mode_and_fast_dev_run_times_once(monkeypatch):
+    net = _net().train()
+    calls = []
+    net.register_forward_pre_hook(lambda m, a: calls.append(m.training))
+    measure_latency(net, (1, 3, 16, 16), warmup=2, repeats=3)
+    assert calls == [False] * 5 and net.training  # eval inside, the caller's mode afterwards
+    net.eval()
+    peak_memory(net, (2, 3, 16, 16), training=True)
+    assert not net.training and all(p.grad is None for p in net.parameters())
+    monkeypatch.setenv("CVLIB_FAST_DEV_RUN", "1")
+    calls.clear()
+    measure_throughput(net, (2, 3, 16, 16), warmup=2, repeats=5)
+    assert len(calls) == 1

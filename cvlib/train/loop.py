@@ -281,11 +281,6 @@ def _to_channels_last(x: Any) -> Any:
     return x
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    dev = module_device(model)
-    return dev if dev is not None else get_device()
-
-
 def _detach(out: Any) -> Any:
     if isinstance(out, torch.Tensor):
         return out.detach()

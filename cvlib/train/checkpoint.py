@@ -38,6 +38,8 @@ __all__ = [
     "load_or_train",
     "rng_state",
     "set_rng_state",
+    "optimizer_hparams",
+    "same_optimizer_kind",
 ]
 
 
@@ -226,6 +228,24 @@ def save_checkpoint(
     return path
 
 
+def optimizer_hparams(opt: torch.optim.Optimizer) -> list[dict[str, Any]]:
+    """The hyper-parameters of each param group of ``opt`` (everything but ``params``)."""
+    return [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+
+
+def same_optimizer_kind(saved: dict, fresh: list[dict[str, Any]]) -> bool:
+    """Whether a saved optimizer state_dict can come from the optimizer class of ``fresh``'s groups.
+
+    Each class has its own hyper-parameter names (SGD: momentum, nesterov; Adam: betas, amsgrad);
+    schedules only add names (initial_lr, max_lr, ...). A fresh name missing from the saved groups
+    means another class, whose per-parameter state (``step``, ``exp_avg``) would be missing.
+    """
+    groups = saved.get("param_groups", [])
+    if len(groups) != len(fresh):
+        return False
+    return all(set(f) <= set(g) for f, g in zip(fresh, groups))
+
+
 def load_state_dict_checked(model: nn.Module, state_dict: dict, *, source: str = "checkpoint") -> None:
     """``model.load_state_dict(strict=True)`` with an error that lists what does not match.
 
@@ -318,7 +338,8 @@ def load_checkpoint(
         FileNotFoundError: no file at ``path``.
         CheckpointError: (a ValueError) the file is truncated, corrupt, not a checkpoint, or holds
             objects a safe load refuses; the message names the file and the cause.
-        ValueError: the checkpoint belongs to another architecture (keys listed).
+        ValueError: the checkpoint belongs to another architecture (keys listed), or its optimizer
+            state to another kind of optimizer than ``optimizer``.
     """
     path = Path(path)
     if not path.is_file():
@@ -329,6 +350,16 @@ def load_checkpoint(
     state = read_checkpoint(path, map_location=map_location)
     load_state_dict_checked(model, state["model"], source=f"checkpoint {str(path)!r}")
     if optimizer is not None and "optimizer" in state:
+        saved_kind = state["fit"].get("optimizer") if isinstance(state.get("fit"), dict) else None
+        this_kind = type(optimizer).__name__
+        if (saved_kind is not None and saved_kind != this_kind) or not same_optimizer_kind(
+            state["optimizer"], optimizer_hparams(optimizer)
+        ):
+            raise ValueError(
+                f"checkpoint {str(path)!r} holds the state of another optimizer "
+                f"({saved_kind or 'other param groups'}) than the {this_kind} given; pass optimizer=None "
+                "to load the weights only"
+            )
         optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None and "scheduler" in state:
         scheduler.load_state_dict(state["scheduler"])

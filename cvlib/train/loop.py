@@ -33,7 +33,14 @@ from tqdm.auto import tqdm
 from cvlib.metrics.classification import get_metric
 from cvlib.runtime import fast_dev_run, get_device, module_device, run_on
 from cvlib.train.amp import autocast_for, grad_scaler_for, resolve_amp_dtype, use_channels_last
-from cvlib.train.checkpoint import load_state_dict_checked, read_checkpoint, save_checkpoint, set_rng_state
+from cvlib.train.checkpoint import (
+    load_state_dict_checked,
+    optimizer_hparams,
+    read_checkpoint,
+    same_optimizer_kind,
+    save_checkpoint,
+    set_rng_state,
+)
 from cvlib.train.data import TensorBatches, make_batches, to_device
 from cvlib.train.optim import create_optimizer, create_scheduler
 
@@ -293,23 +300,6 @@ def _capped(batches: Iterable[Any], cap: int | None) -> Iterable[Any]:
     return batches if cap is None else itertools.islice(batches, cap)
 
 
-def _optimizer_hparams(opt: torch.optim.Optimizer) -> list[dict[str, Any]]:
-    return [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
-
-
-def _same_optimizer_kind(saved: dict, fresh: list[dict[str, Any]]) -> bool:
-    """Whether a saved optimizer state_dict can come from the optimizer class of ``fresh``'s groups.
-
-    Each class has its own hyper-parameter names (SGD: momentum, nesterov; Adam: betas, amsgrad);
-    schedules only add names (initial_lr, max_lr, ...). A fresh name missing from the saved groups
-    means another class, whose per-parameter state (``step``, ``exp_avg``) would be missing.
-    """
-    groups = saved.get("param_groups", [])
-    if len(groups) != len(fresh):
-        return False
-    return all(set(f) <= set(g) for f, g in zip(fresh, groups))
-
-
 class _FitRun:
     """The state of one :func:`fit` call, split into the steps of the loop.
 
@@ -409,11 +399,11 @@ class _FitRun:
         state = read_checkpoint(path, map_location=self.dev)
         load_state_dict_checked(self.model, state["model"], source=f"checkpoint {str(path)!r}")
         saved_opt = state.get("optimizer")
-        fresh = _optimizer_hparams(self.opt)
+        fresh = optimizer_hparams(self.opt)
         saved_kind = state.get("fit", {}).get("optimizer") if isinstance(state.get("fit"), dict) else None
         if saved_opt is not None:
             this_kind = type(self.opt).__name__
-            if (saved_kind is not None and saved_kind != this_kind) or not _same_optimizer_kind(
+            if (saved_kind is not None and saved_kind != this_kind) or not same_optimizer_kind(
                 saved_opt, fresh
             ):
                 warnings.warn(

@@ -141,3 +141,15 @@ def test_orphan_temp_files_are_cleaned(tmp_path):
     save_checkpoint(p, _net(), epoch=2)
     assert sorted(os.listdir(tmp_path)) == sorted(["m.pt", mine.name, other.name])
     assert load_checkpoint(p, _net())["epoch"] == 2
+
+
+def test_load_checkpoint_refuses_another_optimizer_kind(tmp_path):
+    net = _net()
+    sgd = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    net(torch.randn(4, 3)).sum().backward()
+    sgd.step()
+    p = save_checkpoint(tmp_path / "m.pt", net, sgd)
+    adam = torch.optim.Adam(net.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"another optimizer \(other param groups\) than the Adam"):
+        load_checkpoint(p, net, adam)  # torch would load it and fail at adam.step() with KeyError 'step'
+    load_checkpoint(p, net, torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9))

@@ -133,3 +133,17 @@ def test_profiling_restores_device_and_mode(monkeypatch):
         model.eval()
         assert peak_memory(model, (4, 4), training=True, device=acc.device) > 0
         assert acc.where(model) == "cpu" and not model.training
+
+
+def test_fit_returns_channels_last_models_in_the_default_format(monkeypatch):
+    with virtual_accelerator(monkeypatch) as acc:
+        torch.manual_seed(0)
+        model = acc.cpu(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 4 * 4, 2)))
+        x, y = acc.cpu(torch.rand(8, 3, 6, 6)), acc.cpu(torch.randint(0, 2, (8,)))
+        seen = []
+        model.register_forward_pre_hook(
+            lambda m, a: seen.append(a[0].is_contiguous(memory_format=torch.channels_last))
+        )
+        fit(model, (x, y), epochs=1, batch_size=4, channels_last=True, progress=False)
+        assert seen and all(seen)  # trained in channels_last on the accelerator
+        assert acc.where(model) == "cpu" and model[0].weight.is_contiguous()

@@ -499,7 +499,7 @@ class _FitRun:
         else:
             _check_labels(y, k, "train")
 
-    def train_epoch(self, epoch: int, bar: Any) -> dict[str, Any]:
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
         """One pass over the training batches (at most ``CVLIB_FAST_DEV_RUN`` steps); the epoch's logs."""
         self.model.train()
         self.batches.set_epoch(epoch)
@@ -519,7 +519,7 @@ class _FitRun:
                     part_sums[key] = part_sums.get(key, 0) + v.detach().float() * n
             else:
                 self.train_metrics.update(_detach(out), y)
-            bar.update(1)
+            self.bar.update(1)
             if (step + 1) % self.sync_every == 0 or step + 1 == steps:
                 self._sync_check(epoch, loss)
         if self.check_labels and not isinstance(self.batches, TensorBatches):
@@ -588,7 +588,7 @@ class _FitRun:
         try:
             for epoch in range(start_epoch, end):
                 t0 = time.perf_counter()
-                logs = self.train_epoch(epoch, self.bar)
+                logs = self.train_epoch(epoch)
                 logs.update(self.validate())
                 logs["lr"] = self.opt.param_groups[0]["lr"]
                 logs["time"] = time.perf_counter() - t0
@@ -710,6 +710,7 @@ def fit(
     _check_fit_args(model, epochs, label_smoothing, clip_grad_norm, resume, checkpoint)
     dev = get_device(device) if device is not None else get_device()
     home = module_device(model)
+    run = None
     try:
         run = _FitRun(
             model,
@@ -743,7 +744,10 @@ def fit(
         run.run(start_epoch, hist, callbacks)
     finally:
         if home is not None and home != dev:
-            model.to(home)
+            # back to the caller's device, in the default memory format if fit chose channels_last
+            # (CPU kernels for channels_last weights are slower and, for some layers, buggy)
+            fmt = torch.contiguous_format if run is not None and run.cl else torch.preserve_format
+            model.to(home, memory_format=fmt)
     model.eval()
     return hist
 

@@ -312,18 +312,30 @@ def download_url(
 def download_any(urls: Sequence[str], dest: str | os.PathLike, sha256: str, progress: bool = True) -> Path:
     """Try mirrors in order with :func:`download_url`; the first verified download wins.
 
+    A mirror that fails, cuts the transfer short, stalls, or serves bytes with another checksum
+    is skipped; the next one is tried.
+
     Raises:
+        ChecksumError: no mirror served the expected bytes and at least one served different
+            ones (a changed file is news: the message lists each mirror and what went wrong).
         DownloadError: every mirror failed (the message lists each URL and its error).
-        ChecksumError: a mirror served different bytes (not retried: a changed file is news).
     """
     if isinstance(urls, str) or len(urls) == 0:
         raise ValueError(f"urls must be a non-empty sequence of URLs, got {urls!r}")
     errors = []
+    mismatch = False
     for url in urls:
         try:
             return download_url(url, dest, sha256, progress=progress)
         except DownloadError as e:
             errors.append(f"  {url}: {e.__cause__ or e}")
+        except ChecksumError as e:
+            mismatch = True
+            errors.append(f"  {url}: {e}")
+    if mismatch:
+        raise ChecksumError(
+            f"no mirror served {Path(dest).name} with the published sha256:\n" + "\n".join(errors)
+        )
     raise DownloadError(
         f"could not download {Path(dest).name} from any mirror:\n" + "\n".join(errors) + "\n"
         f"If you are offline, pass root= a directory with a local copy of the data, or set ${DATA_ENV}."

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import os
 import zlib
 from pathlib import Path
@@ -102,6 +103,7 @@ _FASHION_RAW_SHA256 = {
     "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
 }
 _SPLITS = ("train", "test")
+logger = logging.getLogger(__name__)
 
 _IDX_DTYPES = {
     0x08: np.dtype(np.uint8),
@@ -235,6 +237,13 @@ def _load_idx_pair(
         paths = []
         for stem in stems:
             path = _find(folder, stem)
+            if path is not None and root is None and download:
+                try:
+                    _verify_idx(path, name, stem, hashes[stem], raw_hashes[stem])
+                except ChecksumError:
+                    # a damaged file in the cache (not the user's own root): fetch it again
+                    logger.warning("%s is damaged; downloading it again", path)
+                    path = None
             if path is None:
                 if not download:
                     raise FileNotFoundError(
@@ -250,7 +259,7 @@ def _load_idx_pair(
                     )
                 except DownloadError as e:
                     raise DownloadError(f"{name}: {e}") from e
-            else:
+            elif root is not None or not download:
                 _verify_idx(path, name, stem, hashes[stem], raw_hashes[stem])
             paths.append(path)
     images, labels = read_idx(paths[0]), read_idx(paths[1])

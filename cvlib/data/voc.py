@@ -30,7 +30,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from cvlib.data._download import cache_dir, check_root, download_any, expected_sha256, extract_archive
+from cvlib.data._download import (
+    cache_dir,
+    check_root,
+    download_any,
+    expected_sha256,
+    extract_archive,
+    verify_file,
+)
 
 __all__ = ["VOC_CLASSES", "VOC2007_FILES", "parse_voc_xml", "VOCDetection", "load_voc2007"]
 
@@ -284,14 +291,16 @@ def load_voc2007(
     tar = "VOCtest_06-Nov-2007.tar" if image_set == "test" else "VOCtrainval_06-Nov-2007.tar"
     if not (voc / "ImageSets" / "Main" / f"{image_set}.txt").is_file():
         archive = folder / tar
-        if not archive.is_file():
+        urls, published = VOC2007_FILES[tar]
+        if archive.is_file():
+            verify_file(archive, expected_sha256(tar, published), f"the Pascal VOC 2007 archive {tar}")
+        else:
             if not download:
                 raise FileNotFoundError(
                     f"VOC2007 {image_set}: {voc} not found; pass download=True or root= a directory "
                     f"holding VOCdevkit/VOC2007 or {tar}"
                 )
-            urls, sha = VOC2007_FILES[tar]
-            download_any(urls, archive, expected_sha256(tar, sha), progress=progress)
+            download_any(urls, archive, expected_sha256(tar, published), progress=progress)
         tmp = folder / f".{tar}.unpacked"
         extract_archive(archive, tmp)  # -> tmp/VOCdevkit/VOC2007/...; merge into folder
         src = tmp / "VOCdevkit" / "VOC2007"

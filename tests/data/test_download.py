@@ -338,3 +338,22 @@ def test_check_root(tmp_path):
     with pytest.raises(TypeError, match="root must be a str or os.PathLike, got int"):
         check_root(3, tmp_path)
     assert _listing(tmp_path) == ["file"]
+
+
+def test_mirror_with_other_bytes_is_skipped_but_reported(tmp_path, monkeypatch):
+    other = PAYLOAD[::-1]
+    _serve(
+        monkeypatch,
+        {
+            "https://a.invalid/f": lambda: FakeResponse(other),
+            "https://b.invalid/f": lambda: FakeResponse(PAYLOAD),
+        },
+    )
+    dest = tmp_path / "f.bin"
+    download_any(["https://a.invalid/f", "https://b.invalid/f"], dest, SHA, progress=False)
+    assert dest.read_bytes() == PAYLOAD
+    with pytest.raises(
+        ChecksumError, match=r"no mirror served g\.bin with the published sha256:\n  https://a"
+    ):
+        download_any(["https://a.invalid/f"], tmp_path / "g.bin", SHA, progress=False)
+    assert _listing(tmp_path) == ["f.bin"]

@@ -205,3 +205,34 @@ def test_recompressed_copy_accepted_flipped_byte_refused(tmp_path):
     (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes(raw)))
     with pytest.raises(mnist.ChecksumError, match="t10k-labels-idx1-ubyte"):
         load_fashion_mnist("test", root=tmp_path, download=False)
+
+
+def test_damaged_cache_file_is_fetched_again_but_a_users_root_is_not(tmp_path, monkeypatch, trust):
+    rng = np.random.default_rng(2)
+    images, labels = rng.integers(0, 256, (4, 28, 28), dtype=np.uint8), np.arange(4, dtype=np.uint8)
+    good = tmp_path / "good"
+    _write_split(good, "t10k", images, labels)
+    trust(good)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CVLIB_DATA", str(cache))
+    _write_split(cache / "mnist", "t10k", images[::-1].copy(), labels)  # damaged images file
+    fetched = []
+
+    def fake_download_any(urls, dest, sha256, progress):
+        fetched.append(Path(dest).name)
+        Path(dest).write_bytes((good / Path(dest).name).read_bytes())
+        return Path(dest)
+
+    monkeypatch.setattr(mnist, "download_any", fake_download_any)
+    x, _ = load_mnist("test", dtype=torch.uint8, subset="full")
+    assert fetched == ["t10k-images-idx3-ubyte.gz"] and torch.equal(x[:, 0], torch.from_numpy(images))
+    _write_split(tmp_path / "mine", "t10k", images[::-1].copy(), labels)
+    with pytest.raises(mnist.ChecksumError, match="t10k-images-idx3-ubyte.gz is not mnist's"):
+        load_mnist("test", root=tmp_path / "mine", download=True)
+    assert fetched == ["t10k-images-idx3-ubyte.gz"]  # the user's files are never replaced
+
+
+def test_wrong_root_creates_nothing(tmp_path):
+    with pytest.raises(NotADirectoryError, match="not an existing directory"):
+        load_fashion_mnist(root=tmp_path / "typo" / "fmnist", download=True)
+    assert list(tmp_path.iterdir()) == []

@@ -146,3 +146,12 @@ def test_real_raccoon_matches_its_csv():
     assert n_boxes == len(rows) == 173
     image, target = ds[0]
     assert image.shape[0] == 3 and target["boxes"][:, 2:].max() <= max(image.shape[1:])
+
+
+def test_local_archive_checked_before_extraction(tmp_path):
+    from cvlib.data._download import ChecksumError
+
+    (tmp_path / "VOCtest_06-Nov-2007.tar").write_bytes(b"not the VOC archive")
+    with pytest.raises(ChecksumError, match=r"VOCtest_06-Nov-2007\.tar is not the Pascal VOC 2007 archive"):
+        load_voc2007(root=tmp_path, image_set="test", download=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["VOCtest_06-Nov-2007.tar"]

@@ -11,6 +11,11 @@ empty data and non-finite losses.
 
 Losses and metrics are accumulated as device tensors; the host reads them only every few steps (for
 the progress bar and the non-finite check on GPUs) and at the end of each epoch.
+
+Device contract: :func:`fit` trains on ``device`` (default :func:`cvlib.get_device`) and gives the model
+back on the device it came from; :func:`evaluate` and :func:`predict` run on ``device`` and leave the
+model where and as they found it (:func:`cvlib.run_on`). ``fit`` is a few named steps
+(:class:`_FitRun`: setup, resume, schedule, train step, train epoch, validation, checkpoint).
 """
 
 from __future__ import annotations

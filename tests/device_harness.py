@@ -77,6 +77,10 @@ class _Mode(TorchFunctionMode):
             return self._move(func, args, kwargs)
         if getattr(func, "__name__", "") in _NO_CHECK:
             return func(*args, **kwargs)
+        if getattr(func, "__name__", "") in ("__getitem__", "__setitem__") and _tag(args[0]) == VIRTUAL:
+            out = func(*args, **kwargs)  # a GPU tensor may be indexed with CPU indices
+            _set_tag(out, VIRTUAL)
+            return out
         if func in (torch.Tensor.numpy,) and _tag(args[0]) == VIRTUAL:
             raise TypeError(f"can't convert {VIRTUAL} device type tensor to numpy (virtual harness)")
         strict, weak = set(), set()

@@ -49,6 +49,10 @@ def test_harness_catches_a_mismatch(monkeypatch):
         with pytest.raises(TypeError, match="numpy"):
             out.detach().numpy()
         assert acc.where(out.cpu()) == "cpu"
+        idx = acc.cpu(torch.tensor([0, 2]))
+        assert acc.where(out[idx]) == VIRTUAL  # GPU tensors accept CPU indices, as in torch
+        with pytest.raises(RuntimeError, match="same device"):
+            torch.index_select(out, 0, idx)  # ... but not CPU index tensors in most ops
         model.to("cpu")
         assert model(x).shape == (48, 2)
 

@@ -118,6 +118,21 @@ def test_coco_map_equals_pycocotools(seed, crowd):
     np.testing.assert_allclose(ours["recall"], ev.eval["recall"], atol=1e-6, rtol=0)
 
 
+def test_coco_map_equals_pycocotools_many_images_and_max_dets():
+    # many (image, class) pairs and detection lists longer than max_dets: exercises the flat,
+    # rank-by-rank matching and the per-class cumulative sums
+    pytest.importorskip("pycocotools")
+    preds, targets = random_scene(7, n_img=60, n_cls=6, crowd=True)
+    for p in preds[2:5]:  # 3 images with many duplicated (tied-score) detections
+        p["boxes"], p["labels"] = p["boxes"].repeat(6, 1), p["labels"].repeat(6)
+        p["scores"] = p["scores"].repeat(6).round(decimals=1)
+    ev = pycoco(preds, targets, 6)
+    ours = coco_map(preds, targets, class_ids=range(1, 7))
+    np.testing.assert_allclose([ours[k] for k in STAT_KEYS], ev.stats, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(ours["precision"], ev.eval["precision"], atol=1e-12, rtol=0)
+    np.testing.assert_allclose(ours["recall"], ev.eval["recall"], atol=1e-12, rtol=0)
+
+
 def test_coco_map_perfect_and_streaming():
     _, targets = random_scene(5)
     perfect = [
@@ -208,3 +223,83 @@ def test_evaluate_detector_both_inputs():
         evaluate_detector(model, (images[:2], targets))
     with pytest.raises(ValueError, match="repeats must be >= 1"):
         evaluate_detector(model, (images, targets), repeats=0)
+
+
+def test_voc_difficult_objects_are_ignored_hand_computed():
+    # one image, one class: GT A (normal), B (difficult), C (normal); detections by score:
+    # .9 on A (TP), .8 on B (ignored: its best match is difficult), .7 again on B (ignored, not a
+    # duplicate FP), .6 on nothing (FP), .5 on C (TP)
+    t = [
+        {
+            "boxes": torch.tensor([[0.0, 0, 10, 10], [20, 0, 30, 10], [40, 0, 50, 10]]),
+            "labels": torch.tensor([1, 1, 1]),
+            "difficult": torch.tensor([False, True, False]),
+        }
+    ]
+    p = [
+        {
+            "boxes": torch.tensor(
+                [[0.0, 0, 10, 10], [20, 0, 30, 10], [21, 0, 30, 10], [60, 0, 70, 10], [40, 0, 50, 10]]
+            ),
+            "scores": torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5]),
+            "labels": torch.tensor([1, 1, 1, 1, 1]),
+        }
+    ]
+    c = pr_curves(p, t)[1]
+    # n_gt = 2 (B left out); ignored detections repeat the previous point (as in the devkit's cumsum)
+    assert c["n_gt"] == 2
+    np.testing.assert_allclose(c["recall"], [1 / 2, 1 / 2, 1 / 2, 1 / 2, 1])
+    np.testing.assert_allclose(c["precision"], [1, 1, 1, 1 / 2, 2 / 3])
+    # all-point AP: precision 1 up to recall 1/2, then 2/3 up to recall 1 -> 1/2 + 1/3
+    assert voc_ap(p, t)["map"] == pytest.approx(1 / 2 + 1 / 3)
+    # counted as ordinary objects: TP TP FP FP TP over 3 GT -> precision 1 1 2/3 1/2 3/5
+    c2 = pr_curves(p, t, ignore_difficult=False)[1]
+    np.testing.assert_allclose(c2["precision"], [1, 1, 2 / 3, 1 / 2, 3 / 5])
+    assert voc_ap(p, t, ignore_difficult=False)["map"] == pytest.approx(2 / 3 + 1 / 3 * 3 / 5)
+
+
+def test_detection_inputs_are_validated_at_entry():
+    tgt = [{"boxes": torch.tensor([[0.0, 0, 10, 10]]), "labels": torch.tensor([1])}]
+    good = {
+        "boxes": torch.tensor([[0.0, 0, 10, 10]]),
+        "scores": torch.tensor([0.5]),
+        "labels": torch.tensor([1]),
+    }
+    with pytest.raises(ValueError, match=r"preds\[0\]\['scores'\]\[0\] is nan; scores must be finite"):
+        coco_map([dict(good, scores=torch.tensor([float("nan")]))], tgt)
+    with pytest.raises(ValueError, match="scores must be finite"):
+        voc_ap([dict(good, scores=torch.tensor([float("nan")]))], tgt)
+    for bad in ([0.5, 1.2], [-0.1], []):
+        with pytest.raises(ValueError, match=r"iou_thresholds must be non-empty values in \[0, 1\]"):
+            coco_map([good], tgt, iou_thresholds=bad)
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        voc_ap([good], tgt, iou_threshold=1.5)
+    # transposed [4, N] boxes used to be reshaped silently
+    with pytest.raises(ValueError, match=r"preds\[0\]\['boxes'\] must be \[N, 4\] xyxy, got \(4, 2\)"):
+        coco_map([dict(good, boxes=torch.zeros(4, 2), scores=torch.zeros(2), labels=torch.ones(2))], tgt)
+    with pytest.raises(ValueError, match=r"targets\[0\]\['boxes'\] must be \[N, 4\] xyxy, got \(8,\)"):
+        coco_map([good], [{"boxes": torch.zeros(8), "labels": torch.ones(2)}])
+    # a square [4, 4] array in the wrong layout is caught by the coordinate order
+    sq = torch.tensor([[0.0, 0, 10, 10], [5, 5, 20, 20], [1, 2, 3, 4], [2, 3, 4, 5]]).T.contiguous()
+    with pytest.raises(ValueError, match="non-finite or inverted"):
+        coco_map([dict(good, boxes=sq, scores=torch.ones(4), labels=torch.ones(4))], tgt)
+    with pytest.raises(ValueError, match=r"preds\[0\]\['labels'\] must be \[1\] \(one per box\), got \(2,\)"):
+        coco_map([dict(good, labels=torch.tensor([1, 1]))], tgt)
+    with pytest.raises(TypeError, match="integer class ids"):
+        coco_map([dict(good, labels=torch.tensor([1.5]))], tgt)
+    with pytest.raises(ValueError, match=r"missing key\(s\) \['boxes'\]; it has \['bbox', 'labels'\]"):
+        coco_map([good], [{"bbox": torch.zeros(1, 4), "labels": torch.ones(1)}])
+    with pytest.raises(TypeError, match=r"preds\[0\] must be a dict"):
+        coco_map([[1, 2]], tgt)
+    # the streaming metric: a bad key fails at construction, bad inputs at update(), not at compute()
+    with pytest.raises(ValueError, match="key must be one of"):
+        MeanAveragePrecision(key="mAP")
+    with pytest.raises(ValueError, match="key must be one of"):
+        MeanAveragePrecision(key="mar_100", max_dets=(1, 10, 50))
+    assert MeanAveragePrecision(key="mar_50", max_dets=(1, 10, 50)).key == "mar_50"
+    m = MeanAveragePrecision()
+    with pytest.raises(ValueError, match="scores must be finite"):
+        m.update([dict(good, scores=torch.tensor([float("nan")]))], tgt)
+    assert m.preds == []
+    m.update([good], tgt)
+    assert m.compute() == pytest.approx(1.0)

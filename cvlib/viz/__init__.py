@@ -4,13 +4,14 @@ Submodules by topic: ``core`` (images, histories, confusion matrices, bars, scat
 ``filters``, ``shapes``, ``segmentation``, ``detection``, ``explain`` (CAM, Grad-CAM).
 """
 
-from cvlib.viz import core, detection, explain, filters, knn, segmentation, shapes
+from cvlib.viz import core, detection, diagrams, explain, filters, knn, segmentation, shapes
 from cvlib.viz.core import plot_bar, plot_confusion_matrix, plot_history, plot_scatter, show_images
 from cvlib.viz.explain import cam, grad_cam
 
 __all__ = [
     "core",
     "detection",
+    "diagrams",
     "explain",
     "filters",
     "knn",

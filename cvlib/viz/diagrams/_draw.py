@@ -65,7 +65,15 @@ def label(
 ):
     """Text at ``(x, y)``, at least :data:`FONT` points."""
     return ax.text(
-        x, y, text, fontsize=max(size, FONT), ha=ha, va=va, color=color or PALETTE["text"], weight=weight, **kw
+        x,
+        y,
+        text,
+        fontsize=max(size, FONT),
+        ha=ha,
+        va=va,
+        color=color or PALETTE["text"],
+        weight=weight,
+        **kw,
     )
 
 
@@ -131,7 +139,9 @@ def arrow(
     return a
 
 
-def elbow(ax: Axes, points: Sequence[Sequence[float]], *, color: str = PALETTE["edge"], lw: float = 1.2, ls="-"):
+def elbow(
+    ax: Axes, points: Sequence[Sequence[float]], *, color: str = PALETTE["edge"], lw: float = 1.2, ls="-"
+):
     """A polyline through ``points`` with an arrow head on the last segment."""
     pts = np.asarray(points, dtype=float)
     ax.plot(pts[:-1, 0], pts[:-1, 1], color=color, lw=lw, ls=ls, solid_capstyle="butt")
@@ -161,10 +171,20 @@ def slab(
     d = depth * shift
     dx, dy = d * 0.7, d * 0.7
     kw = dict(edgecolor=PALETTE["edge"], linewidth=0.8)
-    ax.add_patch(Polygon([(x, y + h), (x + dx, y + h + dy), (x + w + dx, y + h + dy), (x + w, y + h)],
-                         facecolor=_shade(color, 1.12), **kw))
-    ax.add_patch(Polygon([(x + w, y), (x + w + dx, y + dy), (x + w + dx, y + h + dy), (x + w, y + h)],
-                         facecolor=_shade(color, 0.85), **kw))
+    ax.add_patch(
+        Polygon(
+            [(x, y + h), (x + dx, y + h + dy), (x + w + dx, y + h + dy), (x + w, y + h)],
+            facecolor=_shade(color, 1.12),
+            **kw,
+        )
+    )
+    ax.add_patch(
+        Polygon(
+            [(x + w, y), (x + w + dx, y + dy), (x + w + dx, y + h + dy), (x + w, y + h)],
+            facecolor=_shade(color, 0.85),
+            **kw,
+        )
+    )
     ax.add_patch(Rectangle((x, y), w, h, facecolor=color, **kw))
     if text:
         label(ax, x + w / 2, y + h / 2, text, size=size)
@@ -198,7 +218,9 @@ def grid(
         for j in range(ncols):
             cx, cy = x + j * cell, y + (nrows - 1 - i) * cell
             fc = color if colors is None or colors[i][j] is None else colors[i][j]
-            ax.add_patch(Rectangle((cx, cy), cell, cell, facecolor=fc, edgecolor=edge or PALETTE["edge"], lw=lw))
+            ax.add_patch(
+                Rectangle((cx, cy), cell, cell, facecolor=fc, edgecolor=edge or PALETTE["edge"], lw=lw)
+            )
             if values is not None and not (isinstance(values[i][j], float) and np.isnan(values[i][j])):
                 label(ax, cx + cell / 2, cy + cell / 2, fmt.format(values[i][j]), size=size)
     return (x, y, x + ncols * cell, y + nrows * cell)

@@ -43,7 +43,9 @@ def register(name: str, *, caption: str, alt: str, chapter: str, **fixed) -> Cal
     def deco(fn: Callable[..., Figure]) -> Callable[..., Figure]:
         if name in REGISTRY:
             raise ValueError(f"diagram {name!r} is already registered")
-        REGISTRY[name] = Diagram(name, fn, caption.strip(), " ".join(alt.split()), chapter, tuple(fixed.items()))
+        REGISTRY[name] = Diagram(
+            name, fn, caption.strip(), " ".join(alt.split()), chapter, tuple(fixed.items())
+        )
         return fn
 
     return deco

@@ -55,8 +55,16 @@ def knn_vote(k: int = 5, seed: int = 1) -> Figure:
         ax.plot([q[0], pts[i, 0]], [q[1], pts[i, 1]], color=PALETTE["muted"], lw=0.9, zorder=1)
     for c in range(3):
         sel = cls == c
-        ax.scatter(pts[sel, 0], pts[sel, 1], s=42, c=CLASS_COLORS[c], marker=CLASS_MARKERS[c],
-                   edgecolors="white", linewidths=0.6, zorder=2)
+        ax.scatter(
+            pts[sel, 0],
+            pts[sel, 1],
+            s=42,
+            c=CLASS_COLORS[c],
+            marker=CLASS_MARKERS[c],
+            edgecolors="white",
+            linewidths=0.6,
+            zorder=2,
+        )
     ax.scatter([q[0]], [q[1]], s=200, c="black", marker="*", zorder=3)
     label(ax, q[0], 3.35, f"query and its k = {k} nearest neighbours")
     votes = np.bincount(cls[nn], minlength=3)
@@ -65,7 +73,9 @@ def knn_vote(k: int = 5, seed: int = 1) -> Figure:
     label(ax, 5.5, 3.35, "majority vote")
     for c in range(3):
         h = votes[c] * 0.45
-        ax.add_patch(Rectangle((x0 + c * 0.6, y0), bw, h, facecolor=CLASS_COLORS[c], edgecolor=PALETTE["edge"]))
+        ax.add_patch(
+            Rectangle((x0 + c * 0.6, y0), bw, h, facecolor=CLASS_COLORS[c], edgecolor=PALETTE["edge"])
+        )
         label(ax, x0 + c * 0.6 + bw / 2, y0 + h + 0.15, str(votes[c]))
         label(ax, x0 + c * 0.6 + bw / 2, y0 - 0.2, "ABC"[c])
     ax.plot([x0 - 0.1, x0 + 1.75], [y0, y0], color=PALETTE["edge"], lw=1)
@@ -109,7 +119,9 @@ def connectivity() -> Figure:
                     col, lw = shared[t], 1.4
                 ax.plot([xin[i], xout[j]], [yin, yout], color=col, lw=lw, zorder=1)
         ax.scatter(xin, np.full(n_in, yin), s=70, c=PALETTE["input"], edgecolors=PALETTE["edge"], zorder=2)
-        ax.scatter(xout, np.full(n_out, yout), s=70, c=PALETTE["output"], edgecolors=PALETTE["edge"], zorder=2)
+        ax.scatter(
+            xout, np.full(n_out, yout), s=70, c=PALETTE["output"], edgecolors=PALETTE["edge"], zorder=2
+        )
         cx = ox + 0.9
         label(ax, cx, 2.85, titles[p], weight="bold")
         label(ax, cx, 0.45, counts[p])
@@ -204,8 +216,11 @@ def _channels(ax, x, y, size, colors, step=0.12, text=""):
     n = len(colors)
     for i, col in enumerate(reversed(colors)):
         k = n - 1 - i
-        ax.add_patch(Rectangle((x + k * step, y + k * step), size, size, facecolor=col,
-                               edgecolor=PALETTE["edge"], lw=0.8))
+        ax.add_patch(
+            Rectangle(
+                (x + k * step, y + k * step), size, size, facecolor=col, edgecolor=PALETTE["edge"], lw=0.8
+            )
+        )
     if text:
         label(ax, x + (size + (n - 1) * step) / 2, y - 0.15, text, va="top")
     return x + size + (n - 1) * step
@@ -275,8 +290,15 @@ def feature_pipelines() -> Figure:
             for k in range(3):
                 block(ax, 1.35 + k * 0.72, y, 0.62, h, f"conv\n{k + 1}", color=PALETTE["conv"])
             label(ax, 2.4, y - 0.18, "learned features")
-        block(ax, 3.8, y, 1.55, h, "classifier\n(k-NN, SVM, FC)" if row == 0 else "classifier\n(FC)",
-              color=PALETTE["fc"])
+        block(
+            ax,
+            3.8,
+            y,
+            1.55,
+            h,
+            "classifier\n(k-NN, SVM, FC)" if row == 0 else "classifier\n(FC)",
+            color=PALETTE["fc"],
+        )
         label(ax, 4.57, y + h + 0.15, "trained", color="#2ca02c") if row == 0 else None
         block(ax, 5.7, y, 0.9, h, "label", color=PALETTE["output"])
         for a, b in ((1.0, 1.35), (3.45, 3.8), (5.35, 5.7)):

@@ -137,7 +137,12 @@ def cnn_layout(variant: str = "lenet5") -> Figure:
     x, yc = 0.3, 1.55
     prev_right = None
     for i, ((kind, op, shape, _, _), (w, h, d)) in enumerate(zip(layers, geo)):
-        color = {"input": PALETTE["input"], "conv": PALETTE["conv"], "pool": PALETTE["pool"], "fc": PALETTE["fc"]}[kind]
+        color = {
+            "input": PALETTE["input"],
+            "conv": PALETTE["conv"],
+            "pool": PALETTE["pool"],
+            "fc": PALETTE["fc"],
+        }[kind]
         y = yc - h / 2
         if prev_right is not None:
             arrow(ax, (prev_right, yc), (x - 0.02, yc), lw=0.8)
@@ -190,8 +195,12 @@ def residual_block() -> Figure:
             arrow(ax, (4.32, y + h / 2), (4.6, y + h / 2))
             arrow(ax, (5.2, y + h / 2), (5.6, y + h / 2))
             label(ax, 5.7, y + h / 2, "F(x) + x", ha="left", size=11)
-            elbow(ax, [(0.48, y + h / 2), (0.48, y - 0.3), (4.15, y - 0.3), (4.15, y + h / 2 - 0.17)],
-                  color=PALETTE["skip"], lw=1.6)
+            elbow(
+                ax,
+                [(0.48, y + h / 2), (0.48, y - 0.3), (4.15, y - 0.3), (4.15, y + h / 2 - 0.17)],
+                color=PALETTE["skip"],
+                lw=1.6,
+            )
             label(ax, 2.3, y - 0.45, "identity shortcut x", color=PALETTE["skip"])
             label(ax, 2.1, y + h + 0.22, "F(x)", color=PALETTE["accent2"])
     return fig
@@ -264,16 +273,34 @@ def dense_block() -> Figure:
             # input bar: concat of x0..xi
             bx, by = hx + 0.12, 0.45
             for k in range(i + 1):
-                ax.add_patch(Rectangle((bx, by + k * 0.16), 0.3, 0.16, facecolor=cols[k], edgecolor=PALETTE["edge"], lw=0.6))
-            ax.plot([hx + 0.27, hx + 0.27], [by + (i + 1) * 0.16, y - 0.04], color=PALETTE["muted"], lw=0.8, ls=":")
+                ax.add_patch(
+                    Rectangle(
+                        (bx, by + k * 0.16), 0.3, 0.16, facecolor=cols[k], edgecolor=PALETTE["edge"], lw=0.6
+                    )
+                )
+            ax.plot(
+                [hx + 0.27, hx + 0.27],
+                [by + (i + 1) * 0.16, y - 0.04],
+                color=PALETTE["muted"],
+                lw=0.8,
+                ls=":",
+            )
             label(ax, hx + 0.27, 0.25, "k0" if i == 0 else f"k0+{i}k" if i > 1 else "k0+k")
     # dense connections: from x_i to H_j for j > i + 1 (the direct ones are drawn already)
     for i in range(4):
         for j in range(i + 1, 4):
             hx = xs_x[j] + s + 0.2
-            arrow(ax, (xs_x[i] + s / 2, y + s), (hx + 0.15 + 0.08 * i, y + s + 0.04), rad=-0.35 - 0.03 * (j - i),
-                  color=cols[i] if i else "#737373", lw=1.1)
-    label(ax, 3.5, 3.3, "each H = BN, ReLU, 3x3 conv adding k channels; inputs are concatenated", weight="bold")
+            arrow(
+                ax,
+                (xs_x[i] + s / 2, y + s),
+                (hx + 0.15 + 0.08 * i, y + s + 0.04),
+                rad=-0.35 - 0.03 * (j - i),
+                color=cols[i] if i else "#737373",
+                lw=1.1,
+            )
+    label(
+        ax, 3.5, 3.3, "each H = BN, ReLU, 3x3 conv adding k channels; inputs are concatenated", weight="bold"
+    )
     label(ax, 6.95, 0.25, "input channels", ha="right", color=PALETTE["muted"])
     return fig
 
@@ -302,7 +329,9 @@ def se_block() -> Figure:
         y0 = yc - n * hh / 2
         for k in range(n):
             fc = "white" if colors is None else colors[k]
-            ax.add_patch(Rectangle((x, y0 + k * hh), 0.16, hh, facecolor=fc, edgecolor=PALETTE["edge"], lw=0.7))
+            ax.add_patch(
+                Rectangle((x, y0 + k * hh), 0.16, hh, facecolor=fc, edgecolor=PALETTE["edge"], lw=0.7)
+            )
         return y0, y0 + n * hh
 
     bar(2.3, 8)
@@ -325,7 +354,9 @@ def se_block() -> Figure:
     # output slab with per-channel shades
     x0 = 5.6
     for k in range(8):
-        slab(ax, x0 + k * 0.055, yc - 0.6, 0.055, 1.2, 0 if k < 7 else 1.2, color=blues(0.15 + 0.8 * gates[k]))
+        slab(
+            ax, x0 + k * 0.055, yc - 0.6, 0.055, 1.2, 0 if k < 7 else 1.2, color=blues(0.15 + 0.8 * gates[k])
+        )
     arrow(ax, (5.32, yc), (5.58, yc))
     label(ax, 6.15, yc - 0.78, "rescaled")
     return fig
@@ -345,20 +376,41 @@ def se_block() -> Figure:
 def compound_scaling() -> Figure:
     """Width, depth, resolution and compound scaling."""
     fig, ax = canvas(7, 3.6)
-    specs = [("baseline", 0.55, 3, 0.45), ("wider", 0.95, 3, 0.45), ("deeper", 0.55, 5, 0.45),
-             ("higher\nresolution", 0.55, 3, 0.7), ("compound", 0.95, 5, 0.7)]
+    specs = [
+        ("baseline", 0.55, 3, 0.45),
+        ("wider", 0.95, 3, 0.45),
+        ("deeper", 0.55, 5, 0.45),
+        ("higher\nresolution", 0.55, 3, 0.7),
+        ("compound", 0.95, 5, 0.7),
+    ]
     for p, (name, w, depth, res) in enumerate(specs):
         cx = 0.7 + p * 1.4
-        ax.add_patch(Rectangle((cx - res / 2, 0.75), res, res, facecolor=PALETTE["input"], edgecolor=PALETTE["edge"]))
+        ax.add_patch(
+            Rectangle((cx - res / 2, 0.75), res, res, facecolor=PALETTE["input"], edgecolor=PALETTE["edge"])
+        )
         y = 0.75 + res + 0.12
         lh = 0.28 + (res - 0.45) * 0.3
         for d in range(depth):
             ww = w * (1 - 0.08 * d) + (res - 0.45) * 0.5
-            block(ax, cx - ww / 2, y, ww, lh * 0.7, color=PALETTE["conv"] if p in (0,) else "#6baed6" if p == 4 else PALETTE["conv"])
+            block(
+                ax,
+                cx - ww / 2,
+                y,
+                ww,
+                lh * 0.7,
+                color=PALETTE["conv"] if p in (0,) else "#6baed6" if p == 4 else PALETTE["conv"],
+            )
             y += lh
         label(ax, cx, 0.42, name, va="top" if "\n" in name else "center") if False else label(
-            ax, cx, 0.5 if "\n" not in name else 0.38, name)
-    label(ax, 3.5, 0.08, "depth d = \u03b1^\u03c6, width w = \u03b2^\u03c6, resolution r = \u03b3^\u03c6, with \u03b1 \u00b7 \u03b2\u00b2 \u00b7 \u03b3\u00b2 \u2248 2")
+            ax, cx, 0.5 if "\n" not in name else 0.38, name
+        )
+    label(
+        ax,
+        3.5,
+        0.08,
+        "depth d = \u03b1^\u03c6, width w = \u03b2^\u03c6, resolution r = \u03b3^\u03c6, "
+        "with \u03b1 \u00b7 \u03b2\u00b2 \u00b7 \u03b3\u00b2 \u2248 2",
+    )
     return fig
 
 
@@ -397,7 +449,13 @@ def deformable_sampling() -> Figure:
                     if abs(qx - px) + abs(qy - py) > 0.05:
                         arrow(ax, (px, py), (qx, qy), color=PALETTE["accent"], lw=0.9)
                     ax.add_patch(Circle((qx, qy), 0.06, color=PALETTE["accent"], zorder=4))
-        label(ax, x0 + 4.5 * c, 3.3, ("standard 3x3: fixed grid", "deformable: p + learned offset")[p], weight="bold")
+        label(
+            ax,
+            x0 + 4.5 * c,
+            3.3,
+            ("standard 3x3: fixed grid", "deformable: p + learned offset")[p],
+            weight="bold",
+        )
     return fig
 
 
@@ -418,9 +476,16 @@ def inverted_residual() -> Figure:
     """Bottleneck vs inverted residual, thickness ~ channels."""
     fig, ax = canvas(7, 3.7)
     rows = [
-        ("ResNet bottleneck: wide - narrow - wide", [256, 64, 64, 256], ["1x1 conv\nReLU", "3x3 conv\nReLU", "1x1 conv"]),
-        ("MobileNetV2 inverted residual: narrow - wide - narrow", [24, 144, 144, 24],
-         ["1x1 expand\nReLU6", "3x3 depthwise\nReLU6", "1x1 project\nlinear"]),
+        (
+            "ResNet bottleneck: wide - narrow - wide",
+            [256, 64, 64, 256],
+            ["1x1 conv\nReLU", "3x3 conv\nReLU", "1x1 conv"],
+        ),
+        (
+            "MobileNetV2 inverted residual: narrow - wide - narrow",
+            [24, 144, 144, 24],
+            ["1x1 expand\nReLU6", "3x3 depthwise\nReLU6", "1x1 project\nlinear"],
+        ),
     ]
     for r, (title, chans, ops) in enumerate(rows):
         y = 2.3 - r * 1.75
@@ -473,7 +538,16 @@ def distillation() -> Figure:
     # soft-target bars
     probs = [0.08, 0.55, 0.22, 0.1, 0.05]
     for k, pr in enumerate(probs):
-        ax.add_patch(Rectangle((4.0 + k * 0.12, 2.7), 0.09, pr * 0.9, facecolor=PALETTE["teacher"], edgecolor=PALETTE["edge"], lw=0.6))
+        ax.add_patch(
+            Rectangle(
+                (4.0 + k * 0.12, 2.7),
+                0.09,
+                pr * 0.9,
+                facecolor=PALETTE["teacher"],
+                edgecolor=PALETTE["edge"],
+                lw=0.6,
+            )
+        )
     label(ax, 4.3, 2.5, "soft targets")
     block(ax, 4.85, 1.95, 1.4, 0.62, "KL x alpha T^2", color=PALETTE["add"])
     block(ax, 4.85, 0.15, 1.4, 0.62, "CE(label)\nx (1 - alpha)", color=PALETTE["add"])

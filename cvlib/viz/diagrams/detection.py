@@ -114,7 +114,9 @@ def _show(ax, img: np.ndarray, x0: float, y0: float, width: float):
     mapping image pixel coordinates to inches."""
     h, w = img.shape[:2]
     s = width / w
-    ax.imshow(np.clip(img, 0, 1), extent=(x0, x0 + w * s, y0, y0 + h * s), zorder=0, interpolation="antialiased")
+    ax.imshow(
+        np.clip(img, 0, 1), extent=(x0, x0 + w * s, y0, y0 + h * s), zorder=0, interpolation="antialiased"
+    )
 
     def to_in(px, py):
         return x0 + px * s, y0 + (h - py) * s
@@ -152,12 +154,18 @@ def iou_diagram() -> Figure:
         ox, oy = 0.25 + p * 2.15, 1.05
         if p == 1:
             for bb in (a, b):
-                ax.add_patch(Rectangle((ox + bb[0], oy + bb[1]), bb[2] - bb[0], bb[3] - bb[1], color="#cbc9e2", lw=0))
+                ax.add_patch(
+                    Rectangle((ox + bb[0], oy + bb[1]), bb[2] - bb[0], bb[3] - bb[1], color="#cbc9e2", lw=0)
+                )
         ix0, iy0 = max(a[0], b[0]), max(a[1], b[1])
         ix1, iy1 = min(a[2], b[2]), min(a[3], b[3])
-        ax.add_patch(Rectangle((ox + ix0, oy + iy0), ix1 - ix0, iy1 - iy0, color=dark if p == 0 else "#cbc9e2", lw=0))
-        for bb, col, n in ((a, blue, "A"), (b, orange, "B")):
-            ax.add_patch(Rectangle((ox + bb[0], oy + bb[1]), bb[2] - bb[0], bb[3] - bb[1], fill=False, ec=col, lw=2))
+        ax.add_patch(
+            Rectangle((ox + ix0, oy + iy0), ix1 - ix0, iy1 - iy0, color=dark if p == 0 else "#cbc9e2", lw=0)
+        )
+        for bb, col in ((a, blue), (b, orange)):
+            ax.add_patch(
+                Rectangle((ox + bb[0], oy + bb[1]), bb[2] - bb[0], bb[3] - bb[1], fill=False, ec=col, lw=2)
+            )
         label(ax, ox + 0.12, oy + 0.15, "A", color=blue, weight="bold")
         label(ax, ox + 1.58, oy + 1.35, "B", color=orange, weight="bold")
         label(ax, ox + 0.85, 2.85, title, weight="bold")
@@ -172,7 +180,11 @@ def iou_diagram() -> Figure:
         q = p + np.array([shift, 0.0, shift, 0.0])
         val = box_iou_np(p, q)[0, 0]
         for bb, col in ((p, blue), (q, orange)):
-            ax.add_patch(Rectangle((5.0 + bb[0], y + bb[1] - 0.1), bb[2] - bb[0], bb[3] - bb[1], fill=False, ec=col, lw=1.5))
+            ax.add_patch(
+                Rectangle(
+                    (5.0 + bb[0], y + bb[1] - 0.1), bb[2] - bb[0], bb[3] - bb[1], fill=False, ec=col, lw=1.5
+                )
+            )
         label(ax, 6.2, y + 0.25, f"IoU {val:.2f}", ha="left")
     return fig
 
@@ -217,7 +229,15 @@ def anchors_on_image(
         for j, r in enumerate(ratios):
             area = (sc * short) ** 2
             bw, bh = np.sqrt(area / r), np.sqrt(area * r)
-            _box(ax, to_in, s, (cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2), ec=colors[i], ls=styles[j], lw=1.8)
+            _box(
+                ax,
+                to_in,
+                s,
+                (cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2),
+                ec=colors[i],
+                ls=styles[j],
+                lw=1.8,
+            )
     ax.add_patch(Circle(to_in(cx, cy), 0.05, color="white", ec="black", zorder=5))
     ax.set_xlim(0, 7)
     ax.set_ylim(0, 3.6)
@@ -261,13 +281,21 @@ def anchor_labelling(image: Any = None, box: Any = None) -> Figure:
     h, w = img.shape[:2]
     gw, gh = gt[2] - gt[0], gt[3] - gt[1]
     # anchors as (dx, dy, scale_w, scale_h) relative to the ground-truth box
-    rel = [(0.04, 0.03, 1.0, 1.05), (-0.12, 0.05, 1.1, 0.95), (0.3, 0.25, 0.95, 1.0), (-0.35, -0.2, 1.0, 1.0),
-           (0.75, -0.3, 0.6, 0.6), (-0.9, 0.6, 0.5, 0.5)]
+    rel = [
+        (0.04, 0.03, 1.0, 1.05),
+        (-0.12, 0.05, 1.1, 0.95),
+        (0.3, 0.25, 0.95, 1.0),
+        (-0.35, -0.2, 1.0, 1.0),
+        (0.75, -0.3, 0.6, 0.6),
+        (-0.9, 0.6, 0.5, 0.5),
+    ]
     anchors = []
     for dx, dy, sw, sh in rel:
         cx, cy = (gt[0] + gt[2]) / 2 + dx * gw, (gt[1] + gt[3]) / 2 + dy * gh
         aw, ah = gw * sw, gh * sh
-        anchors.append([max(cx - aw / 2, 0), max(cy - ah / 2, 0), min(cx + aw / 2, w - 1), min(cy + ah / 2, h - 1)])
+        anchors.append(
+            [max(cx - aw / 2, 0), max(cy - ah / 2, 0), min(cx + aw / 2, w - 1), min(cy + ah / 2, h - 1)]
+        )
     anchors = np.array(anchors)
     ious = box_iou_np(anchors, gt)[:, 0]
     fig, ax = canvas(7, 3.4)
@@ -275,21 +303,32 @@ def anchor_labelling(image: Any = None, box: Any = None) -> Figure:
     to_in, s = _show(ax, img, 0.1, 0.1, width)
     green, red, grey = "#31a354", PALETTE["accent"], "#d9d9d9"
     style = lambda v: (green, "-") if v >= 0.7 else (red, "--") if v < 0.3 else (grey, ":")  # noqa: E731
-    for k, (a, v) in enumerate(zip(anchors, ious)):
+    for a, v in zip(anchors, ious):
         col, ls = style(v)
         _box(ax, to_in, s, a, ec=col, ls=ls, lw=2)
     _box(ax, to_in, s, gt, ec="white", lw=3.0)
     for k, a in enumerate(anchors):
         col, _ = style(ious[k])
         px, py = to_in(a[0], a[1])
-        label(ax, px + 0.1, py - 0.12, str(k + 1), color="black", weight="bold",
-              bbox=dict(boxstyle="round,pad=0.1", fc=col, ec="none", alpha=0.9))
+        label(
+            ax,
+            px + 0.1,
+            py - 0.12,
+            str(k + 1),
+            color="black",
+            weight="bold",
+            bbox=dict(boxstyle="round,pad=0.1", fc=col, ec="none", alpha=0.9),
+        )
     ax.set_xlim(0, 7)
     ax.set_ylim(0, 3.4)
     # IoU axis
     x0, x1, y = width + 0.55, 6.8, 1.4
     L = x1 - x0
-    for lo, hi, col, name in ((0, 0.3, red, "negative"), (0.3, 0.7, grey, "ignored"), (0.7, 1.0, green, "positive")):
+    for lo, hi, col, name in (
+        (0, 0.3, red, "negative"),
+        (0.3, 0.7, grey, "ignored"),
+        (0.7, 1.0, green, "positive"),
+    ):
         ax.add_patch(Rectangle((x0 + lo * L, y - 0.12), (hi - lo) * L, 0.12, color=col, alpha=0.8, lw=0))
         label(ax, x0 + (lo + hi) / 2 * L, y - 0.35, name)
     for t in (0, 0.3, 0.7, 1.0):
@@ -300,8 +339,14 @@ def anchor_labelling(image: Any = None, box: Any = None) -> Figure:
         px = x0 + ious[k] * L
         lift = 0.25 + 0.3 * (rank % 2)
         ax.plot([px, px], [y, y + lift - 0.08], color=PALETTE["edge"], lw=0.8)
-        label(ax, px, y + lift + 0.03, str(k + 1), weight="bold",
-              bbox=dict(boxstyle="round,pad=0.1", fc=style(ious[k])[0], ec="none"))
+        label(
+            ax,
+            px,
+            y + lift + 0.03,
+            str(k + 1),
+            weight="bold",
+            bbox=dict(boxstyle="round,pad=0.1", fc=style(ious[k])[0], ec="none"),
+        )
     label(ax, (x0 + x1) / 2, 3.15, "white: ground truth; numbers: anchors", ha="center")
     return fig
 
@@ -334,28 +379,36 @@ def nms_steps(iou_threshold: float = 0.5) -> Figure:
     """Greedy NMS in small multiples."""
     if not 0 < iou_threshold < 1:
         raise ValueError(f"iou_threshold must be in (0, 1), got {iou_threshold}")
-    boxes = np.array([
-        [0.10, 0.55, 0.95, 1.55],
-        [0.18, 0.45, 1.00, 1.45],
-        [0.30, 0.50, 1.10, 1.50],
-        [0.95, 0.15, 1.55, 0.75],
-        [1.02, 0.08, 1.60, 0.68],
-        [0.02, 0.05, 0.60, 0.55],
-    ])
+    boxes = np.array(
+        [
+            [0.10, 0.55, 0.95, 1.55],
+            [0.18, 0.45, 1.00, 1.45],
+            [0.30, 0.50, 1.10, 1.50],
+            [0.95, 0.15, 1.55, 0.75],
+            [1.02, 0.08, 1.60, 0.68],
+            [0.02, 0.05, 0.60, 0.55],
+        ]
+    )
     corner = ("tl", "bl", "br", "tr", "br", "bl")  # where each score is written, so no two collide
     scores = np.array([0.95, 0.80, 0.70, 0.85, 0.60, 0.30])
     steps = _greedy_nms(boxes, scores, iou_threshold)
     fig, ax = canvas(7, 2.8)
     kept, gone_all = [], []
     panels = [("candidates", [], [])]
-    for n, (i, gone) in enumerate(steps[:2]):
+    for i, gone in steps[:2]:
         kept = kept + [i]
         gone_all = gone_all + gone
         panels.append((f"keep {scores[i]:.2f}, drop IoU > {iou_threshold:g}", list(kept), list(gone_all)))
-    panels.append(("result", [i for i, _ in steps], [k for k in range(len(boxes)) if k not in [i for i, _ in steps]]))
+    panels.append(
+        ("result", [i for i, _ in steps], [k for k in range(len(boxes)) if k not in [i for i, _ in steps]])
+    )
     for p, (title, keep, gone) in enumerate(panels):
         ox, oy = 0.12 + p * 1.74, 0.45
-        ax.add_patch(Rectangle((ox - 0.05, oy - 0.05), 1.7, 1.7, facecolor="#f7f7f7", edgecolor=PALETTE["muted"], lw=0.6))
+        ax.add_patch(
+            Rectangle(
+                (ox - 0.05, oy - 0.05), 1.7, 1.7, facecolor="#f7f7f7", edgecolor=PALETTE["muted"], lw=0.6
+            )
+        )
         for k, b in enumerate(boxes):
             if p == 3 and k in gone:
                 continue
@@ -365,16 +418,30 @@ def nms_steps(iou_threshold: float = 0.5) -> Figure:
                 col, ls, lw = "#bdbdbd", "--", 1.2
             else:
                 col, ls, lw = PALETTE["accent2"], "-", 1.2
-            ax.add_patch(Rectangle((ox + b[0], oy + b[1]), b[2] - b[0], b[3] - b[1], fill=False, ec=col, ls=ls, lw=lw))
+            ax.add_patch(
+                Rectangle((ox + b[0], oy + b[1]), b[2] - b[0], b[3] - b[1], fill=False, ec=col, ls=ls, lw=lw)
+            )
             if k in gone:
                 ax.plot([ox + b[0], ox + b[2]], [oy + b[1], oy + b[3]], color="#bdbdbd", lw=0.8)
             else:
                 right, top = corner[k][1] == "r", corner[k][0] == "t"
-                label(ax, ox + (b[2] - 0.03 if right else b[0] + 0.03), oy + (b[3] - 0.03 if top else b[1] + 0.03),
-                      f"{scores[k]:.2f}", ha="right" if right else "left", va="top" if top else "bottom", color=col,
-                      weight="bold" if k in keep else "normal",
-                      bbox=dict(boxstyle="square,pad=0.05", fc="#f7f7f7", ec="none", alpha=0.85))
-        label(ax, ox + 0.8, 2.4, f"{p + 1}. {title}" if len(title) < 16 else f"{p + 1}. keep {scores[keep[-1]]:.2f}")
+                label(
+                    ax,
+                    ox + (b[2] - 0.03 if right else b[0] + 0.03),
+                    oy + (b[3] - 0.03 if top else b[1] + 0.03),
+                    f"{scores[k]:.2f}",
+                    ha="right" if right else "left",
+                    va="top" if top else "bottom",
+                    color=col,
+                    weight="bold" if k in keep else "normal",
+                    bbox=dict(boxstyle="square,pad=0.05", fc="#f7f7f7", ec="none", alpha=0.85),
+                )
+        label(
+            ax,
+            ox + 0.8,
+            2.4,
+            f"{p + 1}. {title}" if len(title) < 16 else f"{p + 1}. keep {scores[keep[-1]]:.2f}",
+        )
         if 0 < p < 3:
             label(ax, ox + 0.8, 0.2, f"drop IoU > {iou_threshold:g}", color=PALETTE["muted"])
     return fig
@@ -397,10 +464,26 @@ def detector_pipelines() -> Figure:
     """Faster R-CNN vs YOLO vs FCOS as block pipelines."""
     fig, ax = canvas(7, 3.9)
     rows = [
-        ("Faster R-CNN (two-stage)", [("backbone\n+ FPN", PALETTE["conv"]), ("RPN:\nproposals", PALETTE["pool"]),
-                                      ("RoIAlign\n7x7 crops", PALETTE["norm"]), ("head: class\n+ box", PALETTE["fc"])]),
-        ("YOLO (one-stage, grid)", [("backbone", PALETTE["conv"]), ("S x S grid: B boxes,\nconf., classes per cell", PALETTE["fc"])]),
-        ("FCOS (one-stage, per pixel)", [("backbone\n+ FPN", PALETTE["conv"]), ("per pixel: class,\nl, t, r, b, centre-ness", PALETTE["fc"])]),
+        (
+            "Faster R-CNN (two-stage)",
+            [
+                ("backbone\n+ FPN", PALETTE["conv"]),
+                ("RPN:\nproposals", PALETTE["pool"]),
+                ("RoIAlign\n7x7 crops", PALETTE["norm"]),
+                ("head: class\n+ box", PALETTE["fc"]),
+            ],
+        ),
+        (
+            "YOLO (one-stage, grid)",
+            [("backbone", PALETTE["conv"]), ("S x S grid: B boxes,\nconf., classes per cell", PALETTE["fc"])],
+        ),
+        (
+            "FCOS (one-stage, per pixel)",
+            [
+                ("backbone\n+ FPN", PALETTE["conv"]),
+                ("per pixel: class,\nl, t, r, b, centre-ness", PALETTE["fc"]),
+            ],
+        ),
     ]
     for r, (title, stages) in enumerate(rows):
         y = 2.85 - r * 1.25
@@ -423,7 +506,8 @@ def detector_pipelines() -> Figure:
 @register(
     "yolo_grid",
     chapter="ch08",
-    caption="YOLO's grid: the image is divided into S x S cells; the cell that contains an object's centre is "
+    caption="YOLO's grid: the image is divided into S x S cells; the cell that contains an object's centre "
+    "is "
     "responsible for it and predicts its box (x, y, w, h, confidence) and the class probabilities, so the "
     "output is an S x S x (5B + C) tensor.",
     alt="""Left, a photo of a raccoon (or a drawn scene) covered by a 7x7 grid. The ground-truth box is
@@ -454,7 +538,16 @@ def yolo_grid(image: Any = None, box: Any = None, S: int = 7, B: int = 2, C: int
     cx, cy = (gt[0] + gt[2]) / 2, (gt[1] + gt[3]) / 2
     i, j = int(cy / h * S), int(cx / w * S)
     cw, ch = w / S, h / S
-    _box(ax, to_in, s, (j * cw, i * ch, (j + 1) * cw, (i + 1) * ch), ec="none", fc=PALETTE["accent"], alpha=0.45, fill=True)
+    _box(
+        ax,
+        to_in,
+        s,
+        (j * cw, i * ch, (j + 1) * cw, (i + 1) * ch),
+        ec="none",
+        fc=PALETTE["accent"],
+        alpha=0.45,
+        fill=True,
+    )
     for k in range(1, S):
         ax.plot(*zip(to_in(k * cw, 0), to_in(k * cw, h)), color="white", lw=0.8, alpha=0.9)
         ax.plot(*zip(to_in(0, k * ch), to_in(w, k * ch)), color="white", lw=0.8, alpha=0.9)
@@ -481,12 +574,22 @@ def yolo_grid(image: Any = None, box: Any = None, S: int = 7, B: int = 2, C: int
 
 def _pr_example() -> tuple[np.ndarray, np.ndarray, float, list[tuple[float, bool]]]:
     """A small detection example scored with cvlib's VOC matching (falls back to plain numpy)."""
-    gts = [[[10, 10, 50, 50], [60, 60, 100, 100]], [[20, 20, 70, 70]], [[0, 0, 40, 40], [50, 10, 90, 50]],
-           [[30, 30, 80, 80]]]
+    gts = [
+        [[10, 10, 50, 50], [60, 60, 100, 100]],
+        [[20, 20, 70, 70]],
+        [[0, 0, 40, 40], [50, 10, 90, 50]],
+        [[30, 30, 80, 80]],
+    ]
     dets = [  # (image, box, score)
-        (0, [12, 11, 50, 52], 0.96), (1, [22, 18, 70, 72], 0.93), (0, [100, 0, 130, 30], 0.88),
-        (2, [2, 1, 41, 39], 0.81), (3, [60, 0, 90, 20], 0.74), (0, [61, 58, 99, 101], 0.66),
-        (3, [28, 33, 79, 82], 0.58), (1, [0, 80, 20, 99], 0.47), (2, [70, 60, 95, 90], 0.35),
+        (0, [12, 11, 50, 52], 0.96),
+        (1, [22, 18, 70, 72], 0.93),
+        (0, [100, 0, 130, 30], 0.88),
+        (2, [2, 1, 41, 39], 0.81),
+        (3, [60, 0, 90, 20], 0.74),
+        (0, [61, 58, 99, 101], 0.66),
+        (3, [28, 33, 79, 82], 0.58),
+        (1, [0, 80, 20, 99], 0.47),
+        (2, [70, 60, 95, 90], 0.35),
         (2, [52, 12, 88, 49], 0.27),
     ]
     preds = [{"boxes": [], "scores": [], "labels": []} for _ in gts]
@@ -543,6 +646,12 @@ def pr_curve() -> Figure:
     for k, (sc, tp) in enumerate(table):
         y = 0.84 - k * 0.075
         tx.text(0.1, y, f"{k + 1:2d}.  {sc:.2f}", fontsize=9)
-        tx.text(0.55, y, "TP" if tp else "FP", fontsize=9, color="#31a354" if tp else PALETTE["accent"], weight="bold")
+        tx.text(
+            0.55,
+            y,
+            "TP" if tp else "FP",
+            fontsize=9,
+            color="#31a354" if tp else PALETTE["accent"],
+            weight="bold",
+        )
     return fig
-

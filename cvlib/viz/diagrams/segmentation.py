@@ -66,7 +66,8 @@ def encoder_decoder() -> Figure:
 @register(
     "convolutionalization",
     chapter="ch07",
-    caption="Convolutionalization: an FC layer over a 7x7x512 map is a 7x7 convolution with the same weights, "
+    caption="Convolutionalization: an FC layer over a 7x7x512 map is a 7x7 convolution with the same "
+    "weights, "
     "and the following FC layers are 1x1 convolutions, so a larger input gives a map of class scores.",
     alt="""Two rows. Top, the classifier: a 7x7x512 feature map is flattened into 25,088 numbers, then fully
     connected layers of 4096, 4096 and 1000 units give one score vector. Bottom, the same weights reshaped:
@@ -93,7 +94,9 @@ def convolutionalization() -> Figure:
     label(ax, 0.05, 1.68, "fully convolutional: any input size", ha="left", weight="bold")
     slab(ax, 0.15, yb - 0.1, 0.4, 0.9, 0.9, color=PALETTE["conv"], below="12x12x512")
     arrow(ax, (0.95, yb + 0.5), (2.55, yb + 0.5))
-    for i, (t, x) in enumerate((("7x7 conv\n4096", 2.55), ("1x1 conv\n4096", 3.65), ("1x1 conv\n1000", 4.75))):
+    for i, (t, x) in enumerate(
+        (("7x7 conv\n4096", 2.55), ("1x1 conv\n4096", 3.65), ("1x1 conv\n1000", 4.75))
+    ):
         block(ax, x, yb + 0.15, 0.8, 0.7, t, color=PALETTE["conv"])
         if i:
             arrow(ax, (x - 0.3, yb + 0.5), (x, yb + 0.5))
@@ -207,8 +210,13 @@ def transposed_convolution() -> Figure:
     label(ax, 2.3, 2.5, "*", size=12)
     grid(ax, 2.7, 2.2, 2, 2, c, values=k, colors=[["#fdd0a2"] * 2] * 2)
     label(ax, 3.0, 2.0, "kernel 2x2")
-    label(ax, 3.6, 2.5, "each input value scales the kernel and\nis scattered to its position; overlaps add",
-          ha="left")
+    label(
+        ax,
+        3.6,
+        2.5,
+        "each input value scales the kernel and\nis scattered to its position; overlaps add",
+        ha="left",
+    )
     out = scatter_add(x, k)
     cc = 0.26
     for n, (i, j) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
@@ -281,7 +289,8 @@ def unpooling() -> Figure:
     caption="U-Net: a contracting path of unpadded 3x3 convolutions and max-pools, an expanding path of 2x2 "
     "up-convolutions, and copy-and-crop skips that concatenate encoder maps (cropped to the smaller "
     "decoder size). Right: the image is mirror-padded so each 388x388 output tile gets its 572x572 context.",
-    alt="""A U-shaped network on the left. Blue encoder blocks descend in four steps (572, 284, 140, 68 pixels;
+    alt="""A U-shaped network on the left. Blue encoder blocks descend in four steps (572, 284, 140, 68
+    pixels;
     64 to 512 channels) with red 'max pool 2x2' arrows, reach a 1024-channel bottleneck at 32 pixels, and
     orange decoder blocks climb back with green 'up-conv 2x2' arrows to a 388x388 output. Grey arrows
     labelled 'copy and crop' join each encoder block to the decoder block at the same level. On the right,
@@ -332,10 +341,25 @@ def unet(image: np.ndarray | None = None) -> Figure:
     scale = size / padded.shape[0]
     ax.imshow(padded, cmap="gray", extent=(x0, x0 + size, y0, y0 + size), zorder=1, vmin=0, vmax=1.2)
     p, half = pad * scale, img.shape[0] / 2 * scale
-    ax.add_patch(Rectangle((x0 + p, y0 + p), size - 2 * p, size - 2 * p, fill=False, ec="white", lw=1, ls="--", zorder=2))
-    ax.add_patch(Rectangle((x0 + p, y0 + size - p - half), half, half, fill=False, ec="#ffd92f", lw=2, zorder=3))
-    ax.add_patch(Rectangle((x0, y0 + size - 2 * p - half), half + 2 * p, half + 2 * p, fill=False,
-                           ec=PALETTE["accent2"], lw=2, zorder=3))
+    ax.add_patch(
+        Rectangle(
+            (x0 + p, y0 + p), size - 2 * p, size - 2 * p, fill=False, ec="white", lw=1, ls="--", zorder=2
+        )
+    )
+    ax.add_patch(
+        Rectangle((x0 + p, y0 + size - p - half), half, half, fill=False, ec="#ffd92f", lw=2, zorder=3)
+    )
+    ax.add_patch(
+        Rectangle(
+            (x0, y0 + size - 2 * p - half),
+            half + 2 * p,
+            half + 2 * p,
+            fill=False,
+            ec=PALETTE["accent2"],
+            lw=2,
+            zorder=3,
+        )
+    )
     label(ax, x0 + size / 2, y0 + size + 0.3, "overlap-tile with\nmirror padding", weight="bold")
     label(ax, x0 + size / 2, y0 - 0.2, "blue: 572\u00b2 input tile", color=PALETTE["accent2"])
     label(ax, x0 + size / 2, y0 - 0.45, "yellow: 388\u00b2 output tile", color="#b8860b")
@@ -350,7 +374,9 @@ def _dilation_icon(ax, x, y, rate, size=0.36):
     step = size / 2 * 0.85 * (min(rate, 18) / 18) ** 0.5 if rate > 1 else 0.0
     for di in (-1, 0, 1):
         for dj in (-1, 0, 1):
-            ax.add_patch(Circle((x + size / 2 + dj * step, y + size / 2 + di * step), 0.022, color=PALETTE["edge"]))
+            ax.add_patch(
+                Circle((x + size / 2 + dj * step, y + size / 2 + di * step), 0.022, color=PALETTE["edge"])
+            )
 
 
 @register(
@@ -369,8 +395,13 @@ def aspp() -> Figure:
     fig, ax = canvas(7, 3.6)
     yc = 1.75
     slab(ax, 0.15, yc - 0.7, 0.4, 1.4, 1.2, color=PALETTE["conv"], below="backbone map")
-    branches = [("1x1 conv", 1), ("3x3 conv, rate 6", 6), ("3x3 conv, rate 12", 12), ("3x3 conv, rate 18", 18),
-                ("image pool + 1x1", 0)]
+    branches = [
+        ("1x1 conv", 1),
+        ("3x3 conv, rate 6", 6),
+        ("3x3 conv, rate 12", 12),
+        ("3x3 conv, rate 18", 18),
+        ("image pool + 1x1", 0),
+    ]
     ys = [3.0, 2.35, 1.7, 1.05, 0.4]
     for (t, r), y in zip(branches, ys):
         block(ax, 1.9, y, 1.75, 0.45, t, color=PALETTE["pool"] if r == 0 else PALETTE["conv"])

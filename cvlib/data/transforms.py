@@ -477,6 +477,17 @@ class Normalize:
     """``(x - mean) / std`` per channel (deterministic; e.g. ImageNet statistics for pretrained nets)."""
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]):
+        for name, v in (("mean", mean), ("std", std)):
+            if isinstance(v, (str, bytes)) or not isinstance(v, (Sequence, Tensor, np.ndarray)):
+                raise TypeError(
+                    f"{name} must be a sequence of floats (one per channel), got {type(v).__name__}"
+                )
+            try:
+                values = [float(e) for e in v]
+            except (TypeError, ValueError) as e:
+                raise TypeError(f"{name} must hold numbers, got {list(v)!r}") from e
+            if not all(math.isfinite(e) for e in values):
+                raise ValueError(f"{name} must be finite, got {values}")
         if len(mean) != len(std) or not len(mean):
             raise ValueError(
                 f"mean and std must have the same non-zero length, got {len(mean)} and {len(std)}"
@@ -525,8 +536,15 @@ class _Mix:
             return y.to(x.dtype)
         if y.is_floating_point():
             raise TypeError(f"class labels [B] must be integers, got {y.dtype}")
+        if y.dtype == torch.bool or y.is_complex():
+            raise TypeError(f"class labels [B] must be integers, got {y.dtype}")
         if self.num_classes is None:
             raise ValueError("num_classes is needed to turn class labels [B] into soft labels")
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
+            raise ValueError(
+                f"class labels must be in [0, {self.num_classes}) (num_classes={self.num_classes}), got "
+                f"values from {int(y.min())} to {int(y.max())}"
+            )
         return F.one_hot(y.long(), self.num_classes).to(x.dtype)
 
 

@@ -307,3 +307,19 @@ def test_prepare_batch_conversions_and_errors():
         prepare_batch(x.float(), [{"boxes": torch.tensor([[0.0, 0.0, float("nan"), 2.0]])}])
     with pytest.raises(TypeError, match="real numbers"):
         prepare_batch(x.float(), [{"boxes": torch.ones(1, 4, dtype=torch.bool)}])
+
+
+def test_mix_and_normalize_argument_checks():
+    x = torch.rand(2, 3, 8, 8)
+    with pytest.raises(ValueError, match=r"class labels must be in \[0, 4\) .* got values from -1 to 2"):
+        MixUp(0.2, 4)(x, torch.tensor([-1, 2]))
+    with pytest.raises(ValueError, match=r"got values from 0 to 7"):
+        CutMix(1.0, 4)(x, torch.tensor([0, 7]))
+    with pytest.raises(TypeError, match="class labels .* must be integers, got torch.bool"):
+        MixUp(0.2, 4)(x, torch.tensor([True, False]))
+    with pytest.raises(TypeError, match="mean must be a sequence of floats .* got NoneType"):
+        Normalize(None, [0.2] * 3)
+    with pytest.raises(TypeError, match="std must be a sequence"):
+        Normalize([0.5] * 3, None)
+    with pytest.raises(ValueError, match="mean must be finite"):
+        Normalize([float("nan")] * 3, [0.2] * 3)

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cvlib._validate import check_float, check_int, check_tensor
+
 __all__ = [
     "nearest_unpool",
     "bed_of_nails_unpool",
@@ -41,16 +43,17 @@ __all__ = [
 ]
 
 
-def _check_map(x: Tensor, name: str = "x") -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a Tensor, got {type(x).__name__}")
-    if x.dim() != 4:
-        raise ValueError(f"{name} must be [B, C, H, W], got {tuple(x.shape)}")
+def _check_map(x: Tensor, name: str = "x", *, nonempty: bool = True) -> None:
+    check_tensor(x, name, ndim=4, dtype="float", nonempty=nonempty, shape="[B, C, H, W]")
 
 
-def _check_scale(scale: int) -> None:
-    if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
-        raise ValueError(f"scale must be an int >= 1, got {scale!r}")
+def _check_scale(scale: int, name: str = "scale") -> None:
+    check_int(scale, name, min=1)
+
+
+def _check_counts(**values: int) -> None:
+    for name, v in values.items():
+        check_int(v, name, min=1)
 
 
 def nearest_unpool(x: Tensor, scale: int = 2) -> Tensor:
@@ -95,6 +98,11 @@ def max_pool_with_indices(
         (Tensor[B, C, H', W'], Tensor[B, C, H', W'] int64).
     """
     _check_map(x)
+    check_int(kernel_size, "kernel_size", min=1)
+    if stride is not None:
+        check_int(stride, "stride", min=1)
+    if kernel_size > min(x.shape[-2:]):
+        raise ValueError(f"kernel_size {kernel_size} is larger than the map {tuple(x.shape[-2:])}")
     return F.max_pool2d(x, kernel_size, stride, return_indices=True)
 
 
@@ -116,9 +124,28 @@ def max_unpool(
         Tensor[B, C, H, W], zero except at the switch positions.
     """
     _check_map(x)
+    check_tensor(indices, "indices", dtype="int", shape="[B, C, h, w] int64 switches")
     if indices.shape != x.shape:
         raise ValueError(f"indices must have the shape of x {tuple(x.shape)}, got {tuple(indices.shape)}")
-    return F.max_unpool2d(x, indices, kernel_size, stride, output_size=output_size)
+    check_int(kernel_size, "kernel_size", min=1)
+    stride = kernel_size if stride is None else check_int(stride, "stride", min=1)
+    if output_size is None:
+        size = ((x.shape[-2] - 1) * stride + kernel_size, (x.shape[-1] - 1) * stride + kernel_size)
+    else:
+        if not isinstance(output_size, (tuple, list)) or len(output_size) < 2:
+            raise TypeError(f"output_size must be (H, W), got {output_size!r}")
+        size = (
+            check_int(output_size[-2], "output_size[0]", min=1),
+            check_int(output_size[-1], "output_size[1]", min=1),
+        )
+    if indices.numel():
+        lo, hi = (int(v) for v in torch.stack([indices.min(), indices.max()]))
+        if lo < 0 or hi >= size[0] * size[1]:
+            raise ValueError(
+                f"indices must lie in [0, {size[0] * size[1]}) (flat positions in the {size} map), "
+                f"got values in [{lo}, {hi}]"
+            )
+    return F.max_unpool2d(x, indices.long(), kernel_size, stride, output_size=size)
 
 
 def bilinear_upsample(
@@ -132,6 +159,12 @@ def bilinear_upsample(
     _check_map(x)
     if (scale is None) == (size is None):
         raise ValueError(f"give exactly one of scale and size, got scale={scale!r}, size={size!r}")
+    if scale is not None:
+        check_float(scale, "scale", min=0, min_open=True)
+    else:
+        if not isinstance(size, (tuple, list)) or len(size) != 2:
+            raise TypeError(f"size must be (H, W), got {size!r}")
+        size = (check_int(size[0], "size[0]", min=1), check_int(size[1], "size[1]", min=1))
     return F.interpolate(x, size=size, scale_factor=scale, mode="bilinear", align_corners=align_corners)
 
 
@@ -143,8 +176,7 @@ def bilinear_kernel(channels: int, kernel_size: int) -> Tensor:
     Returns:
         Tensor[channels, channels, kernel_size, kernel_size].
     """
-    if kernel_size < 1:
-        raise ValueError(f"kernel_size must be >= 1, got {kernel_size}")
+    _check_counts(channels=channels, kernel_size=kernel_size)
     factor = (kernel_size + 1) // 2
     center = factor - 1 if kernel_size % 2 == 1 else factor - 0.5
     og = torch.arange(kernel_size, dtype=torch.float64)
@@ -185,6 +217,18 @@ def adjoint_gap(x: Tensor, y: Tensor, weight: Tensor, stride: int = 1, padding: 
     """
     _check_map(x)
     _check_map(y, "y")
+    check_tensor(weight, "weight", ndim=4, dtype="float", nonempty=True, shape="[C_out, C_in, k, k]")
+    _check_counts(stride=stride)
+    check_int(padding, "padding", min=0)
+    for name, t in (("x", x), ("y", y), ("weight", weight)):
+        check_tensor(t, name, finite=True)
+    if weight.shape[1] != x.shape[1] or weight.shape[0] != y.shape[1]:
+        raise ValueError(
+            f"weight [C_out, C_in, k, k] {tuple(weight.shape)} must map x's {x.shape[1]} channels "
+            f"to y's {y.shape[1]}"
+        )
+    if weight.shape[-1] > x.shape[-1] + 2 * padding or weight.shape[-2] > x.shape[-2] + 2 * padding:
+        raise ValueError(f"weight {tuple(weight.shape)} is larger than the padded x {tuple(x.shape)}")
     cx = F.conv2d(x, weight, stride=stride, padding=padding)
     if cx.shape != y.shape:
         raise ValueError(f"conv2d(x) has shape {tuple(cx.shape)} but y is {tuple(y.shape)}")
@@ -206,14 +250,14 @@ def checkerboard_overlap(kernel_size: int, stride: int, size: int = 8) -> Tensor
     Returns:
         Tensor[H', W'] float with ``H' = (size - 1) * stride + kernel_size``.
     """
-    if kernel_size < 1 or stride < 1 or size < 1:
-        raise ValueError(f"kernel_size, stride, size must be >= 1, got {kernel_size}, {stride}, {size}")
+    _check_counts(kernel_size=kernel_size, stride=stride, size=size)
     ones = torch.ones(1, 1, size, size)
     return F.conv_transpose2d(ones, torch.ones(1, 1, kernel_size, kernel_size), stride=stride)[0, 0]
 
 
 def effective_kernel_size(kernel_size: int, dilation: int) -> int:
     """Extent of a dilated kernel: ``dilation * (kernel_size - 1) + 1``."""
+    _check_counts(kernel_size=kernel_size, dilation=dilation)
     return dilation * (kernel_size - 1) + 1
 
 
@@ -221,6 +265,9 @@ def conv2d_param_count(
     in_channels: int, out_channels: int, kernel_size: int, groups: int = 1, bias: bool = True
 ) -> int:
     """Parameters of a Conv2d: ``C_out * (C_in / groups) * k^2 (+ C_out bias)``."""
+    _check_counts(in_channels=in_channels, out_channels=out_channels, kernel_size=kernel_size, groups=groups)
+    if not isinstance(bias, bool):
+        raise TypeError(f"bias must be a bool, got {bias!r}")
     if in_channels % groups or out_channels % groups:
         raise ValueError(
             f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
@@ -232,6 +279,10 @@ def conv2d_mac_count(
     in_channels: int, out_channels: int, kernel_size: int, out_h: int, out_w: int, groups: int = 1
 ) -> int:
     """Multiply-accumulates of a Conv2d (bias ignored): ``H' W' C_out (C_in / groups) k^2``."""
+    _check_counts(
+        in_channels=in_channels, out_channels=out_channels, kernel_size=kernel_size, out_h=out_h, out_w=out_w
+    )
+    _check_counts(groups=groups)
     return out_h * out_w * out_channels * (in_channels // groups) * kernel_size**2
 
 
@@ -250,6 +301,8 @@ class DilatedConv2d(nn.Conv2d):
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 2, bias: bool = True
     ):
+        _check_counts(in_channels=in_channels, out_channels=out_channels, kernel_size=kernel_size)
+        _check_counts(dilation=dilation)
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd for same padding, got {kernel_size}")
         pad = dilation * (kernel_size - 1) // 2
@@ -265,6 +318,7 @@ class DepthwiseConv2d(nn.Conv2d):
     def __init__(
         self, channels: int, kernel_size: int = 3, stride: int = 1, dilation: int = 1, bias: bool = False
     ):
+        _check_counts(channels=channels, kernel_size=kernel_size, stride=stride, dilation=dilation)
         pad = dilation * (kernel_size - 1) // 2
         super().__init__(channels, channels, kernel_size, stride, pad, dilation, groups=channels, bias=bias)
 
@@ -301,6 +355,8 @@ class DepthwiseSeparableConv2d(nn.Module):
         activation: Callable[..., nn.Module] | None = nn.ReLU,
     ) -> None:
         super().__init__()
+        _check_counts(in_channels=in_channels, out_channels=out_channels, kernel_size=kernel_size)
+        _check_counts(stride=stride, dilation=dilation)
         bias = norm_layer is None
         self.depthwise = DepthwiseConv2d(in_channels, kernel_size, stride, dilation, bias=bias)
         self.norm1 = norm_layer(in_channels) if norm_layer else nn.Identity()
@@ -310,6 +366,9 @@ class DepthwiseSeparableConv2d(nn.Module):
         self.act2 = activation() if activation else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
+        _check_map(x)
+        if x.shape[1] != self.depthwise.in_channels:
+            raise ValueError(f"x must have {self.depthwise.in_channels} channels, got {tuple(x.shape)}")
         x = self.act1(self.norm1(self.depthwise(x)))
         return self.act2(self.norm2(self.pointwise(x)))
 

@@ -31,11 +31,11 @@ def _heat(h: int, w: int, cy: float = 0.45, cx: float = 0.5, s: float = 0.18) ->
     "layer's maps A^k, average each gradient map to a weight alpha_k, and take ReLU(sum_k alpha_k A^k), "
     "upsampled over the image.",
     alt="""Top row, left to right: a cat photo, a blue box 'conv layers', a slab of K feature maps A^k
-    from the target layer, a green box 'rest of the network' and the score y^c for the class 'cat'. A red
+    from the target layer, a green box 'rest of the network' and the score y^c of a class c. A red
     dashed arrow runs back from the score to a red slab of gradients dy^c/dA^k under the feature maps.
     Bottom row: the gradients are averaged over space into a bar chart of K weights alpha_k; a box
     'ReLU(sum of alpha_k times A^k)' combines weights and maps into a small coarse heat map, which is
-    upsampled and overlaid on the photo, bright over the cat's face.""",
+    upsampled and overlaid on the photo, bright over the animal's face.""",
 )
 def gradcam_pipeline(image=None) -> Figure:
     """Forward pass, gradient of the class score, channel weights, weighted map, overlay.
@@ -62,7 +62,7 @@ def gradcam_pipeline(image=None) -> Figure:
     arrow(ax, (2.95, yt + 0.35), (3.2, yt + 0.35))
     block(ax, 3.2, yt + 0.05, 1.1, 0.6, "rest of the\nnetwork", color=PALETTE["fc"])
     arrow(ax, (4.3, yt + 0.35), (4.55, yt + 0.35))
-    label(ax, 4.6, yt + 0.35, "score y^c ('cat')", ha="left")
+    label(ax, 4.6, yt + 0.35, "class score y^c", ha="left")
     # backward
     red = PALETTE["accent"]
     ax.plot([5.2, 5.2], [yt + 0.15, yt - 0.45], color=red, ls="--", lw=1.3)

@@ -567,11 +567,12 @@ def distillation() -> Figure:
     caption="Transfer learning: keep a backbone pretrained on a large dataset, replace its head with one for "
     "the new classes, then either freeze the backbone (feature extraction) or fine-tune it with a "
     "smaller learning rate than the new head.",
-    alt="""Three rows. Top, 'pretrained on ImageNet': a blue backbone box followed by a '1000-way head' box
-    that is crossed out. Middle, 'feature extraction': the same backbone in grey with the note 'frozen,
-    lr = 0', followed by a green 'new head (37 classes)' box noted 'trained, lr'. Bottom, 'fine-tuning':
-    the backbone in blue noted 'trained, small lr (e.g. lr / 10)', followed by the green new head noted
-    'trained, lr'. Arrows copy the backbone weights from the top row down to the two lower rows.""",
+    alt="""Three rows. Top, 'pretrained on ImageNet': image, a blue backbone box and a pale '1000-way
+    head' box with a red dashed outline, marked 'dropped'. Middle, 'feature extraction': the same backbone
+    in grey noted 'frozen, lr = 0', followed by a green 'new head' box noted 'trained, lr' for the 37 pet
+    breeds. Bottom, 'fine-tuning': the backbone in blue noted 'trained, lr / 10', followed by the green
+    new head noted 'trained, lr'. Dashed arrows copy the backbone weights from the top row down to the
+    two lower rows.""",
 )
 def transfer_learning() -> Figure:
     """Pretraining, feature extraction (frozen backbone) and fine-tuning (smaller backbone lr)."""
@@ -585,9 +586,18 @@ def transfer_learning() -> Figure:
         block(ax, 2.6, y, 1.9, 0.6, "backbone", color=col)
         arrow(ax, (4.5, y + 0.3), (4.75, y + 0.3))
         if r == 0:
-            block(ax, 4.75, y, 1.3, 0.6, "1000-way\nhead", color=PALETTE["fc"])
-            ax.plot([4.75, 6.05], [y, y + 0.6], color=PALETTE["accent"], lw=1.5)
-            ax.plot([4.75, 6.05], [y + 0.6, y], color=PALETTE["accent"], lw=1.5)
+            block(
+                ax,
+                4.75,
+                y,
+                1.3,
+                0.6,
+                "1000-way\nhead",
+                color="#e5f5e0",
+                edge=PALETTE["accent"],
+                ls="--",
+                lw=1.5,
+            )
             label(ax, 6.5, y + 0.3, "dropped", color=PALETTE["accent"])
         else:
             block(ax, 4.75, y, 1.3, 0.6, "new head", color="#41ab5d")

@@ -20,9 +20,14 @@ precision envelope ("all-point", VOC2010+) or the mean of the best precision at 
 Inputs everywhere: ``preds`` a list (one per image) of dicts ``{"boxes": Tensor[D, 4] xyxy, "scores":
 Tensor[D], "labels": Tensor[D] int}``; ``targets`` a list of dicts ``{"boxes": Tensor[G, 4] xyxy,
 "labels": Tensor[G] int}`` with optional ``"iscrowd"`` (COCO), ``"difficult"`` (VOC) bool/int Tensor[G]
-and ``"area"`` Tensor[G] (COCO; default box area). Computation is in float64 NumPy, vectorised over
-IoU thresholds, area ranges and ground truth; the only loop inside an (image, class) pair runs over
-its at most ``max(max_dets)`` detections, as the greedy matching is sequential.
+and ``"area"`` Tensor[G] (COCO; default box area). Inputs are validated at entry (``[N, 4]`` boxes,
+finite scores, integer labels, one entry per box, IoU thresholds in [0, 1]).
+
+Computation is in float64 NumPy on the CPU (tensors on a GPU are copied over once, as flat arrays):
+:func:`coco_map` evaluates all images and classes together, with one sort, one chunked IoU pass and a
+greedy-matching loop over detection *ranks* (all (image, class) pairs advance together; the rule is
+sequential only within a pair), then cumulative sums per class. On 5,000 images x 100 detections it is
+faster than faster-coco-eval's C++ (see ``book/performance.md``).
 """
 
 from __future__ import annotations

@@ -139,9 +139,10 @@ def test_inference_score_is_confidence_times_class_probability():
     assert sorted(round(s, 4) for s in out["scores"].tolist()).count(0.1) == 12  # 0.2 * 0.5 elsewhere
 
 
-def test_learns_one_image_to_a_correct_detection():
+@pytest.mark.parametrize("head", ["conv", "fc"])
+def test_learns_one_image_to_a_correct_detection(head):
     torch.manual_seed(0)
-    model = create_model("yolo_small", num_classes=3).train()
+    model = create_model("yolo_small", num_classes=3, head=head).train()
     image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 0.2
     image[0, :, 10:30, 12:28] = 0.9
     target = [{"boxes": torch.tensor([[12.0, 10, 28, 30]]), "labels": torch.tensor([2])}]
@@ -204,6 +205,29 @@ def test_constructor_checks():
         YOLO(TinyBackbone(), 3, level=4)
     with pytest.raises(TypeError, match="backbone must expose feature_info"):
         YOLO(torch.nn.Conv2d(3, 3, 1), 3)
+    with pytest.raises(ValueError, match="head must be 'fc' .* or 'conv'"):
+        YOLO(TinyBackbone(), 3, head="mlp")
+
+
+def test_fc_and_conv_heads():
+    fc = create_model("yolo_small", num_classes=3, head="fc")
+    conv = create_model("yolo_small", num_classes=3)
+    assert isinstance(fc.head.fc2, torch.nn.Linear) and fc.head.fc2.out_features == 8 * 8 * 13
+    assert isinstance(conv.head.fc2, torch.nn.Conv2d) and conv.head.fc1 is None
+    x = torch.rand(2, 3, 64, 64)
+    for m in (fc, conv):
+        feats = m.backbone.forward_features(x)[m.level]
+        assert m.head(feats).shape == (2, 8, 8, 5 * 2 + 3)
+    # the convolutional head predicts each cell from its neighbourhood: changing the features at one cell
+    # changes the outputs of the 5 x 5 cells around it (two 3 x 3 convolutions, then 1 x 1); the fully
+    # connected head mixes all cells
+    feats = conv.backbone.forward_features(x)[1].detach()
+    other = feats.clone()
+    other[:, :, 3, 4] += 1.0
+    with torch.no_grad():
+        changed = (conv.eval().head(feats) - conv.head(other)).abs().amax((0, 3)) > 0
+        assert changed.nonzero().tolist() == [[i, j] for i in range(1, 6) for j in range(2, 7)]
+        assert ((fc.eval().head(feats) - fc.head(other)).abs().amax((0, 3)) > 0).all()
 
 
 def test_plot_yolo_grid_shades_the_responsible_cells():

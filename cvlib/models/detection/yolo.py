@@ -12,8 +12,15 @@ C class probabilities ``Pr(class_c | object)`` shared by its B boxes (paper Sec.
   with the ground truth (darknet's ``rescore=1``), 0 for predictors without an object.
 
 The network's output is one Tensor[B_img, S, S, 5B + C] (the paper's 7 x 7 x 30 for S = 7, B = 2,
-C = 20), computed by the paper's *detection layers*: a few 3 x 3 convolutions on the backbone map, then
-two fully connected layers, so every cell's prediction sees the whole image.
+C = 20). The paper computes it with its *detection layers*: a few 3 x 3 convolutions on the backbone
+map, then two fully connected layers, so every cell's prediction sees the whole image (``head="fc"``
+here). ``head="conv"``, the default of the registered factories, replaces the two fully connected
+layers by one 1 x 1 convolution on the S x S map, so that each cell's outputs come from its own
+features (the fully convolutional form YOLOv2 adopted, Redmon and Farhadi 2017, arXiv:1612.08242,
+without its anchors). It learns far faster from few images: on 512 shapes scenes, 4 epochs
+(``fit(..., batch_size=16, optimizer="adamw", lr=5e-3)``, as chapter 8), ``yolo_small`` reaches
+mAP@0.5 0.18 on 128 test scenes with ``head="conv"`` and 0.00 with ``head="fc"`` (no box above the
+score threshold yet); 8 epochs give 0.39 with ``head="conv"``.
 
 Loss (paper eq. 3), a sum of squared errors, summed over cells and predictors and averaged over images::
 
@@ -33,9 +40,10 @@ Departures from the paper, each a constructor option:
 
 * the backbone is any registry network with ``forward_features`` (the paper's 24-layer darknet was
   pretrained on ImageNet at 224 px and run at 448 px); the detection layers use batch norm (YOLOv2's
-  addition) and an adaptive average pool to S x S before the fully connected layers, so any input size
-  works and the grid always covers the whole (padded) input; the fully connected layer is narrower
-  (``hidden``, 4096 in the paper) and the convolutions too (``head_channels``, 1024 in the paper);
+  addition) and an adaptive average pool to S x S before the output layers, so any input size works
+  and the grid always covers the whole (padded) input; the fully connected layer of ``head="fc"`` is
+  narrower (``hidden``, 4096 in the paper) and the convolutions too (``head_channels``, 1024);
+* the default ``head="conv"`` described above;
 * the paper's outputs are linear; here ``x, y, sqrt(w), sqrt(h)`` and the confidence pass through a
   sigmoid and the class scores through a softmax, so every prediction lies in its valid range (the
   squared-error loss is unchanged);
@@ -82,15 +90,17 @@ def _leaky_relu(inplace: bool = True) -> nn.Module:
 
 
 class YOLOHead(nn.Module):
-    """The paper's detection layers: ``num_convs`` 3 x 3 convolutions (batch norm, leaky ReLU 0.1), an
-    adaptive average pool to S x S, a fully connected layer of ``hidden`` units (leaky ReLU, dropout) and
-    a fully connected output of S * S * (5B + C) values.
+    """The detection layers: ``num_convs`` 3 x 3 convolutions (batch norm, leaky ReLU 0.1), an adaptive
+    average pool to S x S, then either the paper's fully connected layer of ``hidden`` units (leaky
+    ReLU, dropout) and fully connected output of S * S * (5B + C) values (``fully_connected=True``), or
+    dropout and a 1 x 1 convolution to 5B + C values per cell (``fully_connected=False``).
 
     Args:
         in_channels (int): channels of the backbone map.
         grid_size (int): S. num_boxes (int): B. num_classes (int): C.
         channels (int): width of the convolutions. num_convs (int): how many (>= 0).
-        hidden (int): width of the first fully connected layer. dropout (float): after it (0.5 in the paper).
+        hidden (int): width of the first fully connected layer. dropout (float): after it (0.5 in the paper),
+            or before the 1 x 1 convolution. fully_connected (bool): the paper's layout or the 1 x 1 one.
 
     Shapes: Tensor[N, in_channels, h, w] -> raw outputs Tensor[N, S, S, 5B + C] (before the sigmoid and
     softmax of :func:`decode_boxes` / :func:`yolo_loss`).
@@ -107,6 +117,7 @@ class YOLOHead(nn.Module):
         num_convs: int = 2,
         hidden: int = 1024,
         dropout: float = 0.5,
+        fully_connected: bool = True,
     ) -> None:
         super().__init__()
         layers, c = [], in_channels
@@ -115,16 +126,21 @@ class YOLOHead(nn.Module):
             c = channels
         self.convs = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(grid_size)
-        self.fc1 = nn.Linear(c * grid_size * grid_size, hidden)
-        self.dropout = nn.Dropout(dropout)
-        self.fc2 = nn.Linear(hidden, grid_size * grid_size * (5 * num_boxes + num_classes))
         self.grid_size, self.depth = grid_size, 5 * num_boxes + num_classes
+        self.dropout = nn.Dropout(dropout)
+        if not fully_connected:  # fully convolutional: each cell's outputs from its own features
+            self.fc1, self.fc2 = None, nn.Conv2d(c, self.depth, 1)
+        else:
+            self.fc1 = nn.Linear(c * grid_size * grid_size, hidden)
+            self.fc2 = nn.Linear(hidden, grid_size * grid_size * self.depth)
         nn.init.normal_(self.fc2.weight, std=0.01)
         nn.init.zeros_(self.fc2.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.pool(self.convs(x)).flatten(1)
-        x = self.dropout(F.leaky_relu(self.fc1(x), 0.1))
+        x = self.pool(self.convs(x))
+        if self.fc1 is None:
+            return self.fc2(self.dropout(x)).permute(0, 2, 3, 1)
+        x = self.dropout(F.leaky_relu(self.fc1(x.flatten(1)), 0.1))
         return self.fc2(x).view(x.shape[0], self.grid_size, self.grid_size, self.depth)
 
 
@@ -286,7 +302,9 @@ class YOLO(nn.Module):
             that role).
         level (int): index of the backbone map fed to the head (-1 = the coarsest).
         grid_size (int): S (7 in the paper). num_boxes (int): B (2 in the paper).
-        head_channels, head_convs, hidden, dropout: :class:`YOLOHead`.
+        head (str): ``"fc"`` (the paper's fully connected detection layers) or ``"conv"`` (a 1 x 1
+            convolution per cell, see the module docstring).
+        head_channels, head_convs, hidden, dropout: :class:`YOLOHead` (``hidden`` only for ``"fc"``).
         lambda_coord, lambda_noobj (float): loss weights (5, 0.5). rescore (bool): see :func:`yolo_loss`.
         score_thresh (float): minimum class-specific score kept at test time. nms_thresh (float): IoU of
             the class-wise NMS. detections_per_img (int): at most this many per image.
@@ -313,6 +331,7 @@ class YOLO(nn.Module):
         head_convs: int = 2,
         hidden: int = 1024,
         dropout: float = 0.5,
+        head: str = "fc",
         lambda_coord: float = 5.0,
         lambda_noobj: float = 0.5,
         rescore: bool = True,
@@ -336,6 +355,8 @@ class YOLO(nn.Module):
             )
         if not -len(info) <= level < len(info):
             raise ValueError(f"level must index the backbone's {len(info)} stages, got {level}")
+        if head not in ("fc", "conv"):
+            raise ValueError(f"head must be 'fc' (the paper's) or 'conv' (fully convolutional), got {head!r}")
         self.num_classes, self.grid_size, self.num_boxes = num_classes, grid_size, num_boxes
         self.level = level % len(info)
         self.image_mean, self.image_std = _check_mean_std(image_mean, image_std)
@@ -349,6 +370,7 @@ class YOLO(nn.Module):
             num_convs=head_convs,
             hidden=hidden,
             dropout=dropout,
+            fully_connected=head == "fc",
         )
         self.lambda_coord, self.lambda_noobj, self.rescore = lambda_coord, lambda_noobj, rescore
         self.score_thresh, self.nms_thresh = score_thresh, nms_thresh
@@ -396,17 +418,20 @@ class YOLO(nn.Module):
 
 
 @register_model(task="detection")
-def yolo_small(*, num_classes: int = 4, normalize: bool = False, **kwargs) -> YOLO:
+def yolo_small(*, num_classes: int = 4, normalize: bool = False, head: str = "conv", **kwargs) -> YOLO:
     """YOLO on :class:`TinyBackbone` (map at stride 8), S = 8, B = 2, for 64-256 px scenes on a CPU.
 
-    ``normalize=True`` normalises the input with the ImageNet statistics inside the model (off by
-    default). Other keywords go to :class:`YOLO` (e.g. ``grid_size``, ``num_boxes``).
+    ``head="conv"`` (default) predicts each cell with a 1 x 1 convolution; ``head="fc"`` uses the paper's
+    fully connected detection layers (256 hidden units, no dropout). ``normalize=True`` normalises the
+    input with the ImageNet statistics inside the model (off by default). Other keywords go to
+    :class:`YOLO` (e.g. ``grid_size``, ``num_boxes``).
     """
     reject_detector_weights(kwargs)
     cfg = dict(
         level=1,
         grid_size=8,
         num_boxes=2,
+        head=head,
         head_channels=64,
         head_convs=2,
         hidden=256,
@@ -424,11 +449,13 @@ def yolo_resnet50(
     weights_backbone: str | None = None,
     trainable_backbone_layers: int | None = None,
     normalize: bool = True,
+    head: str = "conv",
     **kwargs,
 ) -> YOLO:
     """YOLO on ResNet-50 (last stage, stride 32), S = 7, B = 2 as in the paper (448 px inputs give a
-    14 x 14 map, pooled to 7 x 7), detection layers 2 x 3x3 conv of 512 channels and a 1024-unit fully
-    connected layer with dropout 0.5.
+    14 x 14 map, pooled to 7 x 7), detection layers 2 x 3x3 conv of 512 channels, then a 1 x 1
+    convolution per cell (``head="conv"``, default) or the paper's fully connected layers
+    (``head="fc"``: 1024 hidden units, dropout 0.5).
 
     Args:
         num_classes (int): K object classes (20 for Pascal VOC).
@@ -437,13 +464,23 @@ def yolo_resnet50(
         trainable_backbone_layers (int | None): ResNet stages trained, from the last (0-5); None = 3 with
             weights, 5 without. With weights the backbone's batch norm is frozen.
         normalize (bool): normalise the input with the ImageNet mean/std inside the model (default True).
+        head (str): ``"conv"`` or ``"fc"``.
         **kwargs: further :class:`YOLO` arguments.
     """
     reject_detector_weights(kwargs)
     backbone = resnet_backbone(
         "resnet50", weights_backbone=weights_backbone, trainable_layers=trainable_backbone_layers
     )
-    cfg = dict(level=3, grid_size=7, num_boxes=2, head_channels=512, head_convs=2, hidden=1024, dropout=0.5)
+    cfg = dict(
+        level=3,
+        grid_size=7,
+        num_boxes=2,
+        head=head,
+        head_channels=512,
+        head_convs=2,
+        hidden=1024,
+        dropout=0.5 if head == "fc" else 0.0,
+    )
     cfg.update(normalization(normalize))
     cfg.update(kwargs)
     return YOLO(backbone, num_classes, **cfg)

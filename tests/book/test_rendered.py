@@ -24,13 +24,15 @@ Failures are reported per page. Pages that fail a check today are listed in ``KN
 with the reason: chapter authors remove their entries as they fix them (a listed pair that no
 longer fails is reported too, so the list only shrinks). Also per chapter: every image loads, every
 link inside the book resolves, there is a figure, and widget cells have a static figure beside them.
-Screenshots of the chapters go to pytest's temporary directory.
+Screenshots go to pytest's temporary directory: the landing page and chapter 2, or every page with
+``BOOK_SCREENSHOTS=all`` (about 5 s a page).
 """
 
 from __future__ import annotations
 
 import html as htmllib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -58,7 +60,50 @@ CHECKS = (
 )
 
 # (page stem, check) -> why it fails today. Chapter authors: fix the page, then delete the entry.
-KNOWN_DEFECTS: dict[tuple[str, str], str] = {}
+KNOWN_DEFECTS: dict[tuple[str, str], str] = {
+    ("ch01_knn", "unlinked glossary term"): "Size switch",
+    ("ch01_knn", "wide code"): "7 code line(s) over about 80 characters",
+    ("ch01_knn", "wide output"): "2 stored output(s), the run_info line among them",
+    ("ch02_cnn_basics", "unlinked glossary term"): "Backbone, Global average pooling, Parameter sharing, ...",
+    ("ch02_cnn_basics", "wide code"): "18 code line(s) over about 80 characters",
+    ("ch02_cnn_basics", "wide math"): "the three-term \\underbrace formula",
+    ("ch02_cnn_basics", "wide output"): "4 stored output(s), the run_info line among them",
+    ("ch03_classic_cnns", "unlinked glossary term"): "Global average pooling, MAC, Receptive field",
+    ("ch03_classic_cnns", "wide code"): "16 code line(s) over about 80 characters",
+    ("ch03_classic_cnns", "wide output"): "3 stored output(s), the run_info line among them",
+    ("ch04_going_deeper", "unlinked glossary term"): "Degradation, Global average pooling, MAC, ...",
+    ("ch04_going_deeper", "wide code"): "19 code line(s) over about 80 characters",
+    ("ch04_going_deeper", "wide output"): "15 stored output(s), the run_info line among them",
+    ("ch05_comparing", "unlinked glossary term"): "MAC",
+    ("ch05_comparing", "wide code"): "7 code line(s) over about 80 characters",
+    ("ch05_comparing", "wide output"): "1 stored output(s), the run_info line among them",
+    ("ch06_coarse_fine", "unlinked glossary term"): "Backbone",
+    ("ch06_coarse_fine", "wide code"): "11 code line(s) over about 80 characters",
+    ("ch06_coarse_fine", "wide output"): "2 stored output(s), the run_info line among them",
+    ("ch07_segmentation", "formula in code font"): "C^T, 1/C_out + 1/k^2, ... in backticks",
+    ("ch07_segmentation", "unlinked glossary term"): "Backbone, Depthwise-separable convolution, IoU, ...",
+    ("ch07_segmentation", "wide code"): "16 code line(s) over about 80 characters",
+    ("ch07_segmentation", "wide output"): "2 stored output(s), the run_info line among them",
+    ("ch08_detection", "math split by list markup"): "GIoU: a line inside $...$ starts with '- '",
+    ("ch08_detection", "raw TeX"): "GIoU shows as TeX (split by a bullet)",
+    ("ch08_detection", "unlinked glossary term"): "Anchor, Backbone, Box regression, ...",
+    ("ch08_detection", "wide code"): "17 code line(s) over about 80 characters",
+    ("ch08_detection", "wide output"): "3 stored output(s), the run_info line among them",
+    ("ch09_augmentation", "wide code"): "12 code line(s) over about 80 characters",
+    ("ch09_augmentation", "wide output"): "1 stored output(s), the run_info line among them",
+    ("ch10_distillation", "unlinked glossary term"): "Knowledge distillation, Size switch, Temperature",
+    ("ch10_distillation", "wide code"): "8 code line(s) over about 80 characters",
+    ("ch10_distillation", "wide output"): "2 stored output(s), the run_info line among them",
+    ("ch11_mobilenetv2", "unlinked glossary term"): "Depthwise-separable convolution, Inverted residual, MAC",
+    ("ch11_mobilenetv2", "wide code"): "11 code line(s) over about 80 characters",
+    ("ch11_mobilenetv2", "wide output"): "6 stored output(s), the run_info line among them",
+    ("ch12_explanations", "unlinked glossary term"): "Global average pooling, Ground truth",
+    ("ch12_explanations", "wide code"): "12 code line(s) over about 80 characters",
+    ("ch12_explanations", "wide output"): "1 stored output(s), the run_info line among them",
+    ("ch13_pix2pix", "unlinked glossary term"): "PatchGAN, Receptive field, Transposed convolution",
+    ("ch13_pix2pix", "wide code"): "6 code line(s) over about 80 characters",
+    ("ch13_pix2pix", "wide output"): "2 stored output(s), the run_info line among them",
+}
 
 PROBE_JS = Path(__file__).with_name("probe.js")  # the checks, run inside Chromium
 PROBE = """<html><body><pre id="out">pending</pre><iframe id="f" width="1280" height="1000"></iframe>
@@ -91,6 +136,12 @@ def _pages() -> list[Path]:
 
 def _chapter_pages() -> list[Path]:
     return [p for p in _pages() if p.parent.name == "notebooks"]
+
+
+def _screenshot_pages() -> list[Path]:
+    if os.environ.get("BOOK_SCREENSHOTS") == "all":
+        return _pages()
+    return [p for p in _pages() if p.stem in ("intro", "ch02_cnn_basics")]
 
 
 def glossary_terms(page: Path) -> list[dict]:
@@ -129,8 +180,8 @@ def rendered(tmp_path_factory):
         .replace("__CHECKS__", json.dumps(CHECKS))
     )
     probe.write_text(PROBE.replace("__SCRIPT__", script))
-    # Screenshots of the chapters, for a person to look at: taken four at a time, alongside the probe
-    # (each Chromium start mostly waits, so running them together saves most of a minute).
+    # Screenshots for a person to look at (the landing page and one chapter with formulas; every chapter
+    # with BOOK_SCREENSHOTS=all), taken four at a time alongside the probe.
     shots = [
         [
             CHROMIUM,
@@ -143,7 +194,7 @@ def rendered(tmp_path_factory):
             f"--screenshot={tmp / (page.stem + '.png')}",
             page.as_uri(),
         ]
-        for page in _chapter_pages()
+        for page in _screenshot_pages()
     ]
     running: list[subprocess.Popen] = []
     probe_proc = subprocess.Popen(
@@ -265,7 +316,7 @@ def test_widget_cells_render_offline_with_a_static_figure_beside_them(rendered):
 def test_screenshots_were_taken(rendered):
     _, tmp = rendered
     shots = list(tmp.glob("*.png"))
-    assert len(shots) == len(_chapter_pages()) and all(s.stat().st_size > 10_000 for s in shots)
+    assert len(shots) == len(_screenshot_pages()) and all(s.stat().st_size > 10_000 for s in shots)
 
 
 def test_glossary_terms_parse_with_their_aliases():

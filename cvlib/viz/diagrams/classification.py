@@ -214,16 +214,16 @@ def residual_block() -> Figure:
     alt="""A box 'previous layer' at the bottom feeds four columns. Column 1: a 1x1 convolution. Column 2:
     1x1 convolution then 3x3 convolution. Column 3: 1x1 convolution then 5x5 convolution. Column 4: 3x3
     max-pool then 1x1 convolution. All four columns end in a box 'concatenate along channels' at the top.
-    The 1x1 convolutions are drawn in a darker blue and marked as channel reduction.""",
+    The 1x1 convolutions are drawn in a darker blue; a note says they reduce the channels.""",
 )
 def inception_module() -> Figure:
     """GoogLeNet's Inception module (with 1x1 reductions)."""
-    fig, ax = canvas(7, 3.6)
+    fig, ax = canvas(7, 3.9)
     w, h = 1.35, 0.45
     xs = [0.55, 2.15, 3.75, 5.35]
     red = "#6baed6"
-    block(ax, 2.0, 0.15, 3.0, h, "previous layer", color=PALETTE["input"])
-    block(ax, 1.2, 3.0, 4.6, h, "concatenate along channels", color=PALETTE["add"])
+    block(ax, 0.55, 0.15, 6.15, h, "previous layer", color=PALETTE["input"])
+    block(ax, 0.55, 3.0, 6.15, h, "concatenate along channels", color=PALETTE["add"])
     stacks = [
         [None, ("1x1 conv", red)],
         [("1x1 conv", red), ("3x3 conv", PALETTE["conv"])],
@@ -238,10 +238,10 @@ def inception_module() -> Figure:
             if item is None:
                 continue
             block(ax, x, y, w, h, item[0], color=item[1])
-            arrow(ax, (cx if start > 0.7 else 3.5 + (cx - 3.5) * 0.4, start), (cx, y))
+            arrow(ax, (cx, start), (cx, y))
             start = y + h
-        arrow(ax, (cx, start), (3.5 + (cx - 3.5) * 0.75, 3.0))
-    label(ax, 0.05, 0.38, "dark blue 1x1 convs\nreduce the channels", ha="left", color="#08519c")
+        arrow(ax, (cx, start), (cx, 3.0))
+    label(ax, 3.62, 3.68, "dark blue: 1x1 convolutions that reduce the channels", color="#08519c")
     return fig
 
 

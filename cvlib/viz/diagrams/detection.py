@@ -260,8 +260,8 @@ def anchors_on_image(
     caption="Labelling anchors for training (Faster R-CNN's RPN): IoU with a ground-truth box of at least "
     "0.7 makes an anchor positive, below 0.3 negative, and anchors in between are ignored by the loss.",
     alt="""Left, a photo of a raccoon (or a drawn scene) with its ground-truth box in thick white and six
-    numbered anchors: green solid ones overlap the object well, grey dotted ones partly, red dashed ones
-    barely. Right, a horizontal IoU axis from 0 to 1 split into a red 'negative' zone below 0.3, a grey
+    numbered anchors: green solid ones overlap the object well, amber dotted ones partly, red dashed ones
+    barely. Right, a horizontal IoU axis from 0 to 1 split into a red 'negative' zone below 0.3, an amber
     'ignored' zone and a green 'positive' zone above 0.7; each anchor's number sits above the axis at its
     IoU with the ground truth.""",
 )
@@ -301,7 +301,7 @@ def anchor_labelling(image: Any = None, box: Any = None) -> Figure:
     fig, ax = canvas(7, 3.4)
     width = min(3.6, 3.2 * w / h)
     to_in, s = _show(ax, img, 0.1, 0.1, width)
-    green, red, grey = "#31a354", PALETTE["accent"], "#d9d9d9"
+    green, red, grey = "#31a354", PALETTE["accent"], "#fec44f"  # grey would vanish on grey photos
     style = lambda v: (green, "-") if v >= 0.7 else (red, "--") if v < 0.3 else (grey, ":")  # noqa: E731
     for a, v in zip(anchors, ious):
         col, ls = style(v)

@@ -162,6 +162,37 @@ def glossary_terms(page: Path) -> list[dict]:
     return groups
 
 
+def _start_probe(pages: list[Path], glossary: list[dict], tmp: Path) -> subprocess.Popen:
+    """Start Chromium on a page that loads ``pages`` one by one and runs probe.js's checks on each."""
+    probe = tmp / "probe.html"
+    script = (
+        PROBE_JS.read_text()
+        .replace("__PAGES__", json.dumps([p.as_uri() for p in pages]))
+        .replace("__GLOSSARY__", json.dumps(glossary))
+        .replace("__CHECKS__", json.dumps(CHECKS))
+    )
+    probe.write_text(PROBE.replace("__SCRIPT__", script))
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--allow-file-access-from-files",
+        f"--user-data-dir={tmp / 'profile'}",
+        "--virtual-time-budget=120000",
+        "--dump-dom",
+        probe.as_uri(),
+    ]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def _probe_results(proc: subprocess.Popen) -> dict:
+    out, _ = proc.communicate(timeout=300)
+    start = out.index("RESULT") + len("RESULT")
+    end = out.index("</pre>", start)
+    return json.loads(htmllib.unescape(out[start:end]))
+
+
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     if CHROMIUM is None:
@@ -172,14 +203,6 @@ def rendered(tmp_path_factory):
     missing = [p for p in pages if not p.exists()]
     assert not missing, f"pages missing from the build: {missing}"
     tmp = tmp_path_factory.mktemp("chromium")
-    probe = tmp / "probe.html"
-    script = (
-        PROBE_JS.read_text()
-        .replace("__PAGES__", json.dumps([p.as_uri() for p in pages]))
-        .replace("__GLOSSARY__", json.dumps(glossary_terms(HTML / "book" / "glossary.html")))
-        .replace("__CHECKS__", json.dumps(CHECKS))
-    )
-    probe.write_text(PROBE.replace("__SCRIPT__", script))
     # Screenshots for a person to look at (the landing page and one chapter with formulas; every chapter
     # with BOOK_SCREENSHOTS=all), taken four at a time alongside the probe.
     shots = [
@@ -197,32 +220,14 @@ def rendered(tmp_path_factory):
         for page in _screenshot_pages()
     ]
     running: list[subprocess.Popen] = []
-    probe_proc = subprocess.Popen(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--allow-file-access-from-files",
-            f"--user-data-dir={tmp / 'profile'}",
-            "--virtual-time-budget=120000",
-            "--dump-dom",
-            probe.as_uri(),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    probe_proc = _start_probe(pages, glossary_terms(HTML / "book" / "glossary.html"), tmp)
     for cmd in shots:
         while len([p for p in running if p.poll() is None]) >= 4:
             time.sleep(0.2)
         running.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    out, _ = probe_proc.communicate(timeout=300)
+    results = _probe_results(probe_proc)
     for p in running:
         p.wait(timeout=120)
-    start = out.index("RESULT") + len("RESULT")
-    end = out.index("</pre>", start)
-    results = json.loads(htmllib.unescape(out[start:end]))
     parsed = {Path(unquote(urlparse(k).path)): v for k, v in results.items()}
     errors = {p.name: v["probeError"] for p, v in parsed.items() if "probeError" in v}
     assert not errors, f"the probe failed on {errors}"
@@ -328,3 +333,36 @@ def test_glossary_terms_parse_with_their_aliases():
     assert names == sorted(names, key=str.lower) or len(groups) >= 30
     nms = next(g for g in groups if "NMS" in g["names"])
     assert "Non-maximum suppression" in nms["names"] and len(nms["ids"]) == 2
+
+
+BROKEN_PAGE = """<html><body><main><article>
+<h1>Toy chapter</h1>
+<p>The formula $$\\frac{a}{b}$$ stayed source, and a caption leaked :width: 90 percent.</p>
+<p>See the API reference and the glossary for the receptive field.</p>
+<p>The GIoU $a</p><ul><li><p>b \\setminus c$ became a bullet.</p></li></ul>
+<p>In code font: <code class="docutils literal notranslate">C^T y</code>; a broken role:
+<code class="xref py py-func docutils literal notranslate">cvlib.nothing</code>.</p>
+<div class="cell"><div class="cell_output"><div class="output"><pre style="width:200px;overflow:auto">
+WIDE_OUTPUT</pre></div></div></div>
+<div class="cell"><div class="cell_input"><pre style="width:200px;overflow:auto">
+x = WIDE_CODE</pre></div></div>
+</article></main></body></html>""".replace("WIDE_OUTPUT", "9" * 200).replace("WIDE_CODE", "1" * 200)
+
+
+def test_probe_catches_each_class_of_defect(tmp_path):
+    """Each check fires on a page built to show its defect, so a clean report means something."""
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed")
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    page = folder / "ch99_broken.html"
+    page.write_text(BROKEN_PAGE)
+    glossary = [{"ids": ["term-Receptive-field"], "names": ["Receptive field"]}]
+    result = next(iter(_probe_results(_start_probe([page], glossary, tmp_path)).values()))
+    assert "probeError" not in result, result
+    checks = result["checks"]
+    silent = [c for c in CHECKS if c != "wide math" and not checks[c]]  # wide math needs MathJax
+    assert not silent, f"checks that missed their defect: {silent}; got {checks}"
+    assert any("API reference" in t for t in checks["unlinked reference"])
+    assert any("cvlib.nothing" in t for t in checks["unlinked reference"])
+    assert checks["unlinked glossary term"] == ["Receptive field"]

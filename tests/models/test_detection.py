@@ -189,6 +189,14 @@ def test_uint8_images_are_divided_by_255(name):
             torch.testing.assert_close(g[k], w[k])
     batch = torch.stack([u8[0], u8[0]])
     torch.testing.assert_close(eval_out(model, batch)[1]["scores"], want[0]["scores"])
+    # other float dtypes are cast to the model's: float64 and float16 images reach a float32 model
+    for dtype in (torch.float64, torch.float16):
+        x = [(im.float() / 255).to(dtype) for im in u8]
+        out = eval_out(model, x)
+        assert out[0]["boxes"].dtype == torch.float32 and len(out) == 2
+    torch.testing.assert_close(
+        eval_out(model, [(im.float() / 255).double() for im in u8])[0]["scores"], want[0]["scores"]
+    )
 
 
 @pytest.mark.parametrize("name", ["fcos_small", "yolo_small"])  # deterministic losses (no sampling)
@@ -249,6 +257,12 @@ def test_input_type_errors_say_how_to_convert(name):
         ValueError, match=r"got \(2, 64, 64, 3\); channels last\? use images.permute\(0, 3, 1, 2\)"
     ):
         model(images.permute(0, 2, 3, 1), targets)
+    with pytest.raises(ValueError, match=r"images\[1\] is empty: \(3, 0, 5\)"):
+        model([images[0], torch.rand(3, 0, 5)], targets)
+    with pytest.raises(
+        ValueError, match="training on one 32 x 32 image leaves a 1 x 1 map at the backbone's stride 32"
+    ):
+        model(images[:1, :, :32, :32], targets[:1])
     bad = images.clone()
     bad[1, 0, 3, 3] = float("nan")
     with pytest.raises(ValueError, match="images contains NaN or inf"):

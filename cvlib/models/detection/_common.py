@@ -32,6 +32,7 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "prepare_images",
+    "check_train_size",
     "check_targets",
     "TinyBackbone",
     "FrozenBatchNorm2d",
@@ -103,6 +104,7 @@ def prepare_images(
     images: Tensor | list[Tensor],
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    dtype: torch.dtype | None = None,
 ) -> tuple[Tensor, list[tuple[int, int]]]:
     """Check, convert, normalise and batch detector inputs.
 
@@ -111,6 +113,8 @@ def prepare_images(
             (converted to float / 255).
         mean, std (tuple[float, float, float] | None): per-channel normalisation ``(x - mean) / std``,
             applied to each image before padding (so padding is 0 in the normalised space, as torchvision).
+        dtype (torch.dtype | None): floating dtype of the batch (the detectors pass their parameters'
+            dtype, so float64/float16 images reach a float32 model as float32); None keeps the images'.
 
     Returns:
         (Tensor[B, 3, H, W], list[tuple[int, int]]): the batch (zero-padded at the bottom/right to the
@@ -128,10 +132,12 @@ def prepare_images(
                 else ""
             )
             raise ValueError(f"images must be [B, 3, H, W], got {tuple(images.shape)}{hint}")
-        if images.shape[0] == 0:
-            raise ValueError("images must hold at least one image, got an empty batch")
+        if images.shape[0] == 0 or 0 in images.shape[-2:]:
+            raise ValueError(f"images must hold at least one non-empty image, got {tuple(images.shape)}")
         images = _as_float_image(images, "images")
         _check_finite_image(images, "images")
+        if dtype is not None:
+            images = images.to(dtype)
         return _normalize(images, mean, std), [tuple(images.shape[-2:])] * images.shape[0]
     if not isinstance(images, (list, tuple)) or not images:
         raise TypeError(
@@ -150,7 +156,11 @@ def prepare_images(
         if im.dim() != 3 or im.shape[0] != 3:
             hint = "; channels last? use .permute(2, 0, 1)" if im.dim() == 3 and im.shape[-1] == 3 else ""
             raise ValueError(f"images[{i}] must be [3, H, W], got {tuple(im.shape)}{hint}")
+        if 0 in im.shape[-2:]:
+            raise ValueError(f"images[{i}] is empty: {tuple(im.shape)}")
         im = _as_float_image(im, f"images[{i}]")
+        if dtype is not None:
+            im = im.to(dtype)
         _check_finite_image(im, f"images[{i}]")
         out.append(_normalize(im, mean, std))
     sizes = [tuple(im.shape[-2:]) for im in out]
@@ -162,6 +172,20 @@ def prepare_images(
     for i, im in enumerate(out):
         batch[i, :, : im.shape[1], : im.shape[2]] = im
     return batch, sizes
+
+
+def check_train_size(images: Tensor, backbone: nn.Module) -> None:
+    """Training needs more than one value per channel at the coarsest backbone map (batch norm):
+    a batch of one image no larger than the backbone's total stride is refused with a clear message."""
+    info = getattr(backbone, "feature_info", None)
+    stride = int(info[-1]["reduction"]) if info else 1
+    h, w = images.shape[-2:]
+    if images.shape[0] == 1 and h <= stride and w <= stride and stride > 1:
+        raise ValueError(
+            f"training on one {h} x {w} image leaves a 1 x 1 map at the backbone's stride {stride}, and "
+            f"batch norm needs more than one value per channel; use more images or images larger than "
+            f"{stride} px"
+        )
 
 
 def check_targets(

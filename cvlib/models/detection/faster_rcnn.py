@@ -29,6 +29,7 @@ from cvlib.models.detection._common import (
     TinyBackbone,
     _check_mean_std,
     check_targets,
+    check_train_size,
     match_by_iou,
     normalization,
     prepare_images,
@@ -306,8 +307,10 @@ class FasterRCNN(nn.Module):
         return boxes, torch.cat(labels), torch.cat(reg)
 
     def forward(self, images: Tensor | list[Tensor], targets: list[dict] | None = None):
-        images, sizes = prepare_images(images, self.image_mean, self.image_std)
+        dtype = next(self.parameters()).dtype
+        images, sizes = prepare_images(images, self.image_mean, self.image_std, dtype)
         if self.training:
+            check_train_size(images, self.features.body)
             if targets is None:
                 raise ValueError(
                     "targets are required in training mode (model.train()); call model.eval() for predictions"

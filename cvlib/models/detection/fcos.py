@@ -30,6 +30,7 @@ from cvlib.models.detection._common import (
     TinyBackbone,
     _check_mean_std,
     check_targets,
+    check_train_size,
     normalization,
     prepare_images,
     reject_detector_weights,
@@ -180,8 +181,10 @@ class FCOS(nn.Module):
         return torch.where(torch.isfinite(best), idx, torch.full_like(idx, -1))
 
     def forward(self, images: Tensor | list[Tensor], targets: list[dict] | None = None):
-        images, sizes = prepare_images(images, self.image_mean, self.image_std)
+        dtype = next(self.parameters()).dtype
+        images, sizes = prepare_images(images, self.image_mean, self.image_std, dtype)
         if self.training:
+            check_train_size(images, self.features.body)
             if targets is None:
                 raise ValueError(
                     "targets are required in training mode (model.train()); call model.eval() for predictions"

@@ -67,6 +67,7 @@ from cvlib.models.detection._common import (
     TinyBackbone,
     _check_mean_std,
     check_targets,
+    check_train_size,
     normalization,
     prepare_images,
     reject_detector_weights,
@@ -377,8 +378,10 @@ class YOLO(nn.Module):
         self.detections_per_img = detections_per_img
 
     def forward(self, images: Tensor | list[Tensor], targets: list[dict] | None = None):
-        images, sizes = prepare_images(images, self.image_mean, self.image_std)
+        dtype = next(self.parameters()).dtype
+        images, sizes = prepare_images(images, self.image_mean, self.image_std, dtype)
         if self.training:
+            check_train_size(images, self.backbone)
             if targets is None:
                 raise ValueError(
                     "targets are required in training mode (model.train()); call model.eval() for predictions"

@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from cvlib._validate import check_class_ids, check_int, check_tensor
+
 __all__ = [
     "accuracy",
     "topk_accuracy",
@@ -33,41 +35,95 @@ __all__ = [
 METRIC_NAMES = ("accuracy", "top5", "topK (any k)", "pixel_accuracy", "miou")
 
 
-def _main(output: Any) -> torch.Tensor:
+def _main(output: Any) -> Any:
     # GoogLeNet-style (main, aux...) tuples: score the main head.
-    return output[0] if isinstance(output, (tuple, list)) else output
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    return output
 
 
-def _hard_targets(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    if target.is_floating_point() and target.shape == output.shape:
-        return target.argmax(1)
+def _check_scores(output: Any, name: str = "output") -> torch.Tensor:
+    output = check_tensor(output, name, dtype="float", shape="[B, K] or [B, K, H, W] scores")
+    if output.ndim < 2:
+        raise ValueError(f"{name} must be [B, K] or [B, K, ...] scores, got shape {tuple(output.shape)}")
+    if output.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one class (K >= 1), got shape {tuple(output.shape)}")
+    return output
+
+
+def _hard_targets(output: torch.Tensor, target: Any) -> torch.Tensor:
+    """Integer class ids from ``target`` (soft labels ``[B, K]`` are arg-maxed), on the output's device."""
+    target = check_tensor(target, "target", dtype=("int", "float"), shape="[B] (or [B, H, W]) int class ids")
+    target = target.to(output.device)
     if target.is_floating_point():
+        if target.shape != output.shape:
+            raise TypeError(
+                f"target must hold integer class ids {_expected(output)} or float soft labels "
+                f"{tuple(output.shape)}; got dtype {target.dtype} shape {tuple(target.shape)} "
+                "(convert class ids with target.long())"
+            )
+        return target.argmax(1)
+    expect = _expected(output)
+    if tuple(target.shape) != expect:
+        hint = " (squeeze the trailing dimension)" if tuple(target.shape) == (*expect, 1) else ""
         raise ValueError(
-            f"float targets must be soft labels of shape {tuple(output.shape)}, got {tuple(target.shape)}"
+            f"target must have shape {expect} for output {tuple(output.shape)}, "
+            f"got {tuple(target.shape)}{hint}"
         )
     return target
 
 
-def _check(output: torch.Tensor, target: torch.Tensor) -> None:
-    if not isinstance(output, torch.Tensor) or not isinstance(target, torch.Tensor):
-        raise TypeError(
-            f"output and target must be tensors, got {type(output).__name__}, {type(target).__name__}"
-        )
-    if output.ndim < 2:
-        raise ValueError(f"output must be [B, K] or [B, K, ...] scores, got {tuple(output.shape)}")
-    expect = (output.shape[0], *output.shape[2:])
-    if tuple(target.shape) != expect:
+def _expected(output: torch.Tensor) -> tuple[int, ...]:
+    return (output.shape[0], *output.shape[2:])
+
+
+def _validate(
+    output: torch.Tensor, target: torch.Tensor, soft: torch.Tensor | None, k: int, ignore_index: int | None
+) -> None:
+    """One device reduction: NaN in the scores (or soft labels), class ids outside ``[0, k)``."""
+    if target.numel() == 0:
+        return
+    ids = target
+    if ignore_index is not None and target.ndim >= 2:
+        ids = torch.where(target == ignore_index, torch.zeros_like(target), target)
+    stats = torch.stack(
+        [
+            torch.isnan(output).any().long(),
+            torch.zeros((), dtype=torch.long, device=output.device)
+            if soft is None
+            else (~torch.isfinite(soft)).any().long(),
+            ids.min().long(),
+            ids.max().long(),
+        ]
+    ).tolist()
+    if stats[0]:
         raise ValueError(
-            f"target must have shape {expect} for output {tuple(output.shape)}, got {tuple(target.shape)}"
+            f"output holds NaN scores ({int(torch.isnan(output).sum())} of {output.numel()}); "
+            "check the model for a diverged forward pass"
         )
+    if stats[1]:
+        raise ValueError("target soft labels must be finite, got NaN or inf")
+    lo, hi = stats[2], stats[3]
+    if lo < 0 or hi >= k:
+        extra = f" or ignore_index={ignore_index}" if ignore_index is not None and target.ndim >= 2 else ""
+        raise ValueError(f"target holds class id {lo if lo < 0 else hi}, outside [0, {k}){extra}")
 
 
-def _counts(output: torch.Tensor, target: torch.Tensor, k: int, ignore_index: int | None):
-    output = _main(output)
+def _check_ignore(ignore_index: Any) -> int | None:
+    if ignore_index is not None:
+        check_int(ignore_index, "ignore_index")
+    return ignore_index
+
+
+def _counts(output: Any, target: Any, k: int, ignore_index: int | None):
+    output = _check_scores(_main(output))
+    ignore_index = _check_ignore(ignore_index)
+    k = check_int(k, "k", min=1)
+    soft = target if isinstance(target, torch.Tensor) and target.is_floating_point() else None
     target = _hard_targets(output, target)
-    _check(output, target)
-    if not 1 <= k <= output.shape[1]:
+    if k > output.shape[1]:
         raise ValueError(f"k must be in [1, {output.shape[1]}] (the number of classes), got {k}")
+    _validate(output, target, soft, output.shape[1], ignore_index)
     if k == 1:
         hit = output.argmax(1) == target
     else:
@@ -117,25 +173,37 @@ def confusion_matrix(
         the convention of ``sklearn.metrics.confusion_matrix``).
     """
     output = _main(output)
+    ignore_index = _check_ignore(ignore_index)
+    if num_classes is not None:
+        num_classes = check_int(num_classes, "num_classes", min=1)
+    check_tensor(output, "output", dtype=("float", "int"), shape="[B, K, ...] scores or [B, ...] class ids")
     if output.is_floating_point():
+        output = _check_scores(output)
+        soft = target if isinstance(target, torch.Tensor) and target.is_floating_point() else None
         target = _hard_targets(output, target)
-        _check(output, target)
-        k = output.shape[1] if num_classes is None else num_classes
+        if num_classes is not None and num_classes != output.shape[1]:
+            raise ValueError(
+                f"output has {output.shape[1]} classes (dim 1 of {tuple(output.shape)}) "
+                f"but num_classes={num_classes}"
+            )
+        k = output.shape[1]
+        _validate(output, target, soft, k, ignore_index)
         pred = output.argmax(1)
     else:
         if num_classes is None:
             raise ValueError("num_classes is required when output holds predicted class ids")
+        check_tensor(target, "target", dtype="int", shape="[B, ...] int class ids")
+        target = target.to(output.device)
         if output.shape != target.shape:
             raise ValueError(f"predictions {tuple(output.shape)} and target {tuple(target.shape)} must match")
         k, pred = num_classes, output
     dense = target.ndim >= 2
-    pred, target = pred.reshape(-1), target.reshape(-1)
+    pred, target = pred.reshape(-1).long(), target.reshape(-1).long()
     if ignore_index is not None and dense:
         keep = target != ignore_index
         pred, target = pred[keep], target[keep]
-    if target.numel() and (int(target.min()) < 0 or int(target.max()) >= k):
-        bad = target[(target < 0) | (target >= k)][0].item()
-        raise ValueError(f"target holds class {bad}, outside [0, {k})")
+    check_class_ids(target, "target", k)
+    check_class_ids(pred, "output (predicted class ids)", k)
     return torch.bincount(target * k + pred, minlength=k * k).reshape(k, k)
 
 

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cvlib._validate import check_int, check_tensor, describe
+
 __all__ = [
     "confusion_matrix",
     "pixel_accuracy",
@@ -36,22 +38,34 @@ __all__ = [
 ]
 
 
-def _to_labels(pred: Tensor, target: Tensor, num_classes: int | None) -> Tensor:
-    """Arg-max logits ``[B, K, H, W]`` (or pass labels ``[B, H, W]``) after checking shapes."""
-    if not isinstance(pred, Tensor) or not isinstance(target, Tensor):
+def _to_labels(pred: Tensor, target: Tensor, num_classes: int | None) -> tuple[Tensor, Tensor]:
+    """Arg-max logits ``[B, K, H, W]`` (or pass labels ``[B, H, W]``) after checking shapes and dtypes.
+
+    Returns ``(labels, target)`` with ``target`` moved to the prediction's device.
+    """
+    check_tensor(pred, "pred", dtype=("float", "int"), shape="[B, K, H, W] logits or [B, H, W] class ids")
+    if not isinstance(target, Tensor):
+        raise TypeError(f"target must be a torch.Tensor [B, H, W] of class ids, got {describe(target)}")
+    if not _is_int(target):
         raise TypeError(
-            f"pred and target must be tensors, got {type(pred).__name__}, {type(target).__name__}"
+            f"target must hold integer class ids [B, H, W], got dtype {target.dtype}"
+            + (" (convert a float mask with target.long())" if target.is_floating_point() else "")
         )
-    if target.is_floating_point():
-        raise TypeError(f"target must hold integer class ids, got dtype {target.dtype}")
+    target = target.to(pred.device)
     if pred.dim() == target.dim() + 1:
+        if not pred.is_floating_point():
+            raise TypeError(f"pred logits [B, K, H, W] must be float, got dtype {pred.dtype}")
         if num_classes is not None and pred.shape[1] != num_classes:
             raise ValueError(f"pred has {pred.shape[1]} channels (classes) but num_classes={num_classes}")
         if pred.shape[:1] + pred.shape[2:] != target.shape:
             raise ValueError(
                 f"pred [B, K, H, W] {tuple(pred.shape)} does not match target [B, H, W] {tuple(target.shape)}"
             )
-        return pred.argmax(1)
+        if pred.shape[1] == 0:
+            raise ValueError(f"pred must have at least one class channel, got {tuple(pred.shape)}")
+        if pred.numel() and bool(torch.isnan(pred).any()):
+            raise ValueError(f"pred holds NaN logits ({int(torch.isnan(pred).sum())} of {pred.numel()})")
+        return pred.argmax(1), target
     if pred.shape != target.shape:
         raise ValueError(
             f"pred must be [B, K, H, W] logits or labels shaped like target {tuple(target.shape)}, "
@@ -59,7 +73,17 @@ def _to_labels(pred: Tensor, target: Tensor, num_classes: int | None) -> Tensor:
         )
     if pred.is_floating_point():
         raise TypeError(f"label predictions must be integer, got dtype {pred.dtype}")
-    return pred
+    return pred, target
+
+
+def _is_int(t: Tensor) -> bool:
+    return not t.is_floating_point() and not t.is_complex() and t.dtype != torch.bool
+
+
+def _check_ignore(ignore_index: object) -> int | None:
+    if ignore_index is not None:
+        check_int(ignore_index, "ignore_index")
+    return ignore_index  # type: ignore[return-value]
 
 
 def confusion_matrix(
@@ -79,10 +103,10 @@ def confusion_matrix(
     Raises:
         ValueError: on shape mismatch or class ids outside ``[0, num_classes)``.
     """
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    labels = _to_labels(pred, target, num_classes).reshape(-1).long()
-    target = target.reshape(-1).long()
+    num_classes = check_int(num_classes, "num_classes", min=1)
+    ignore_index = _check_ignore(ignore_index)
+    labels, target = _to_labels(pred, target, num_classes)
+    labels, target = labels.reshape(-1).long(), target.reshape(-1).long()
     if ignore_index is not None:
         keep = target != ignore_index
         labels, target = labels[keep], target[keep]
@@ -102,7 +126,7 @@ def confusion_matrix(
 
 
 def _iou_from_confmat(cm: Tensor) -> Tensor:
-    cm = cm.double()
+    cm = cm.float() if cm.device.type == "mps" else cm.double()  # MPS has no float64
     inter = cm.diagonal()
     union = cm.sum(0) + cm.sum(1) - inter
     return torch.where(union > 0, inter / union.clamp_min(1), torch.full_like(inter, float("nan")))
@@ -144,8 +168,8 @@ def boundary_map(labels: Tensor, ignore_index: int | None = 255) -> Tensor:
     Returns:
         Tensor[B, H, W]: bool.
     """
-    if labels.dim() != 3:
-        raise ValueError(f"labels must be [B, H, W], got {tuple(labels.shape)}")
+    check_tensor(labels, "labels", ndim=3, dtype="int", shape="[B, H, W] class ids")
+    ignore_index = _check_ignore(ignore_index)
     b = torch.zeros_like(labels, dtype=torch.bool)
     dx = labels[:, :, 1:] != labels[:, :, :-1]
     dy = labels[:, 1:, :] != labels[:, :-1, :]
@@ -179,9 +203,11 @@ def boundary_f1(pred: Tensor, target: Tensor, tolerance: int = 2, ignore_index: 
     Returns:
         float in [0, 1]; 1.0 when neither map has a boundary.
     """
-    if not isinstance(tolerance, int) or tolerance < 0:
-        raise ValueError(f"tolerance must be an int >= 0, got {tolerance!r}")
-    labels = _to_labels(pred, target, None)
+    tolerance = check_int(tolerance, "tolerance", min=0)
+    ignore_index = _check_ignore(ignore_index)
+    labels, target = _to_labels(pred, target, None)
+    if target.dim() != 3:
+        raise ValueError(f"target must be [B, H, W], got {tuple(target.shape)}")
     valid = target != ignore_index if ignore_index is not None else torch.ones_like(target, dtype=torch.bool)
     pb = boundary_map(torch.where(valid, labels, target), ignore_index) & valid
     tb = boundary_map(target, ignore_index)
@@ -199,9 +225,12 @@ def miou_near_boundary(
     pred: Tensor, target: Tensor, num_classes: int, width: int = 3, ignore_index: int = 255
 ) -> float:
     """Mean IoU counted only on pixels within ``width`` pixels of a true boundary (a trimap band)."""
-    if not isinstance(width, int) or width < 0:
-        raise ValueError(f"width must be an int >= 0, got {width!r}")
-    labels = _to_labels(pred, target, num_classes)
+    width = check_int(width, "width", min=0)
+    num_classes = check_int(num_classes, "num_classes", min=1)
+    ignore_index = check_int(ignore_index, "ignore_index")
+    labels, target = _to_labels(pred, target, num_classes)
+    if target.dim() != 3:
+        raise ValueError(f"target must be [B, H, W], got {tuple(target.shape)}")
     band = _dilate(boundary_map(target, ignore_index), width)
     banded = torch.where(band, target, torch.full_like(target, ignore_index))
     return mean_iou(labels, banded, num_classes, ignore_index)
@@ -211,10 +240,10 @@ class _ConfusionMetric:
     """Accumulates a confusion matrix across ``update`` calls (for ``cvlib.train.fit``)."""
 
     def __init__(self, num_classes: int | None = None, ignore_index: int | None = 255) -> None:
-        if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
-            raise ValueError(f"num_classes must be a positive int or None, got {num_classes!r}")
+        if num_classes is not None:
+            num_classes = check_int(num_classes, "num_classes", min=1)
         self.num_classes = num_classes
-        self.ignore_index = ignore_index
+        self.ignore_index = _check_ignore(ignore_index)
         self.reset()
 
     def reset(self) -> None:
@@ -226,6 +255,9 @@ class _ConfusionMetric:
 
         With ``num_classes=None`` the first logits fix K (labels alone cannot).
         """
+        output = output[0] if isinstance(output, (tuple, list)) and output else output
+        check_tensor(output, "output", dtype=("float", "int"), shape="[B, K, H, W] logits or [B, H, W] ids")
+        check_tensor(target, "target", dtype="int", shape="[B, H, W] class ids")
         if self.num_classes is None:
             if output.dim() != target.dim() + 1:
                 raise ValueError("num_classes=None needs logits [B, K, H, W] to infer K; pass num_classes")

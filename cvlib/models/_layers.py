@@ -206,3 +206,27 @@ class StochasticDepth(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, mode={self.mode!r}"
+
+
+def check_model_input(model: nn.Module, x: object, *, ndim: int | tuple[int, ...] = 4) -> Tensor:
+    """Entry check of a model's ``forward``: a float image batch whose channels fit the first conv.
+
+    uint8 (or any integer) images raise a TypeError that says to convert with ``x.float() / 255``:
+    cvlib's models never rescale silently (a float image already in [0, 1] would be divided twice).
+
+    Shapes: x Tensor[B, C, H, W]; returned unchanged.
+    """
+    from cvlib._validate import check_image
+
+    x = check_image(x, "x", ndim=ndim, shape="[B, C, H, W]" if ndim == 4 else "")
+    first = model.__dict__.get("_cvlib_first_conv")
+    if first is None:
+        first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), False)
+        model.__dict__["_cvlib_first_conv"] = first
+    if first is not False and x.dim() == 4 and x.shape[1] != first.in_channels:
+        raise ValueError(
+            f"x must have {first.in_channels} channels [B, {first.in_channels}, H, W], got {tuple(x.shape)}"
+        )
+    if x.numel() == 0:
+        raise ValueError(f"x must not be empty, got shape {tuple(x.shape)}")
+    return x

@@ -113,3 +113,30 @@ def test_boundary_scores():
     blocky[:, 4:12, 4:12] = 1
     blocky[:, 4:6, 4:6] = 0
     assert miou_near_boundary(blocky, target, 2, width=1) < mean_iou(blocky, target, 2)
+
+
+def test_segmentation_metrics_validate_inputs():
+    from cvlib.metrics.segmentation import MeanIoU, confusion_matrix, mean_iou, pixel_accuracy
+
+    logits = torch.randn(2, 3, 5, 5)
+    y = torch.randint(0, 3, (2, 5, 5))
+    with pytest.raises(ValueError, match=r"target holds class id 4"):
+        mean_iou(logits, torch.full_like(y, 4), 3)
+    with pytest.raises(ValueError, match=r"pred holds class id 3"):
+        pixel_accuracy(torch.full_like(y, 3), y, 3)
+    with pytest.raises(ValueError, match="NaN logits"):
+        mean_iou(torch.full_like(logits, float("nan")), y, 3)
+    with pytest.raises(TypeError, match=r"target.long\(\)"):
+        mean_iou(logits, y.float(), 3)
+    with pytest.raises(TypeError, match="integer class ids"):
+        mean_iou(logits, y.bool(), 3)
+    with pytest.raises(ValueError, match="num_classes"):
+        confusion_matrix(logits, y, 0)
+    with pytest.raises(TypeError, match="num_classes must be an int"):
+        confusion_matrix(logits, y, 3.0)
+    with pytest.raises(ValueError, match="4 channels"):
+        mean_iou(torch.randn(2, 4, 5, 5), y, 3)
+    m = MeanIoU(3)
+    with pytest.raises(TypeError, match="target must be an? int"):
+        m.update(logits, y.float())
+    assert mean_iou(logits, y.int(), 3) == pytest.approx(mean_iou(logits, y, 3))

@@ -325,7 +325,7 @@ def test_predict_tiled_checks_inputs_and_runs_on_the_models_device():
         predict_tiled(model, torch.zeros(1, 1, 32, 32, dtype=torch.uint8))
     with pytest.raises(ValueError, match="model expects 1"):
         predict_tiled(model, torch.rand(1, 3, 32, 32))
-    with pytest.raises(ValueError, match="tile must be in"):
+    with pytest.raises(ValueError, match="tile must be an int >= 1"):
         predict_tiled(model, torch.rand(1, 1, 32, 32), tile=0)
     with pytest.raises(TypeError, match="UNet"):
         predict_tiled(torch.nn.Identity(), torch.rand(1, 1, 32, 32))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from cvlib.models._layers import check_model_input
 from cvlib.models._registry import register_model
 from cvlib.models.classification._weights import TV_URL, WeightSpec, load_weights, resolve_num_classes
 
@@ -102,6 +103,7 @@ class AlexNet(nn.Module):
         return self.classifier(torch.flatten(self.avgpool(x), 1))  # [B, 256 * 6 * 6]
 
     def forward(self, x: Tensor) -> Tensor:
+        x = check_model_input(self, x)
         if x.ndim != 4:
             raise ValueError(f"x must be [B, 3, H, W], got {tuple(x.shape)}")
         return self.forward_head(self.features(x))

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 
+from cvlib.models._layers import check_model_input
 from cvlib.models._registry import register_model
 from cvlib.models.classification._weights import TV_URL, WeightSpec, load_weights, resolve_num_classes
 
@@ -204,6 +205,7 @@ class DenseNet(nn.Module):
         return self.classifier(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
     def forward(self, x: Tensor) -> Tensor:
+        x = check_model_input(self, x)
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"x must be [B, 3, H, W], got {tuple(x.shape)}")
         return self.forward_head(F.relu(self.features(x)))

@@ -26,7 +26,13 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
-from cvlib.models._layers import ConvNormAct, SqueezeExcite, StochasticDepth, make_divisible
+from cvlib.models._layers import (
+    ConvNormAct,
+    SqueezeExcite,
+    StochasticDepth,
+    check_model_input,
+    make_divisible,
+)
 from cvlib.models._registry import register_model
 from cvlib.models.classification._weights import TV_URL, WeightSpec, load_weights, resolve_num_classes
 
@@ -296,6 +302,7 @@ class EfficientNet(nn.Module):
         return self.classifier(torch.flatten(self.avgpool(x), 1))
 
     def forward(self, x: Tensor) -> Tensor:
+        x = check_model_input(self, x)
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"x must be [B, 3, H, W], got {tuple(x.shape)}")
         return self.forward_head(self.forward_features(x)[-1])

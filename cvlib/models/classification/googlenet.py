@@ -24,6 +24,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from cvlib.models._layers import check_model_input
 from cvlib.models._registry import register_model
 from cvlib.models.classification._weights import TV_URL, WeightSpec, load_weights, resolve_num_classes
 
@@ -232,6 +233,7 @@ class GoogLeNet(nn.Module):
         return self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))
 
     def forward(self, x: Tensor) -> Tensor | GoogLeNetOutputs:
+        x = check_model_input(self, x)
         if x.ndim != 4:
             raise ValueError(f"x must be [B, 3, H, W], got {tuple(x.shape)}")
         feats, aux1, aux2 = self._body(x)

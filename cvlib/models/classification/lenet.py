@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from cvlib.models._layers import check_model_input
 from cvlib.models._registry import register_model
 
 __all__ = ["C3_TABLE", "SparseC3", "LeNet5", "lenet5"]
@@ -131,6 +132,7 @@ class LeNet5(nn.Module):
         return self.output(self.drop7(x))
 
     def forward(self, x: Tensor) -> Tensor:
+        x = check_model_input(self, x)
         if x.ndim != 4 or x.shape[-2:] != (32, 32):
             raise ValueError(f"x must be [B, C, 32, 32] (pad or resize 28x28 digits), got {tuple(x.shape)}")
         return self.forward_head(self.forward_features(x)[-1])

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from cvlib.models._layers import ConvNormAct, make_divisible
+from cvlib.models._layers import ConvNormAct, check_model_input, make_divisible
 from cvlib.models._registry import register_model
 from cvlib.models.classification._weights import TV_URL, WeightSpec, load_weights, resolve_num_classes
 
@@ -171,6 +171,7 @@ class MobileNetV2(nn.Module):
         return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
     def forward(self, x: Tensor) -> Tensor:
+        x = check_model_input(self, x)
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"x must be [B, 3, H, W], got {tuple(x.shape)}")
         return self.forward_head(self.forward_features(x)[-1])

@@ -20,6 +20,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from cvlib.models._layers import check_model_input
 from cvlib.models._registry import register_model
 from cvlib.models.classification._weights import TV_URL, WeightSpec, load_weights, resolve_num_classes
 
@@ -213,6 +214,7 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))  # [B, C]
 
     def forward(self, x: Tensor) -> Tensor:
+        x = check_model_input(self, x)
         if x.ndim != 4:
             raise ValueError(f"x must be [B, C, H, W], got {tuple(x.shape)}")
         return self.forward_head(self.forward_features(x)[-1])

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cvlib.models._layers import check_model_input
 from cvlib.models._registry import register_model
 
 __all__ = [
@@ -135,6 +136,7 @@ class CifarResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
     def forward(self, x: Tensor) -> Tensor:
+        x = check_model_input(self, x)
         if x.ndim != 4:
             raise ValueError(f"x must be [B, C, H, W], got {tuple(x.shape)}")
         return self.forward_head(self.forward_features(x)[-1])

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from cvlib.models._layers import check_model_input
 from cvlib.models._registry import register_model
 
 __all__ = ["LinearClassifier", "MLP", "SimpleCNN", "linear_classifier", "mlp", "simple_cnn"]
@@ -180,6 +181,7 @@ class SimpleCNN(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))  # [B, C] (gap) or [B, C*h*w] (flatten)
 
     def forward(self, x: Tensor) -> Tensor:
+        x = check_model_input(self, x)
         if x.dim() != 4:
             raise ValueError(f"x must be [B, C, H, W], got {tuple(x.shape)}")
         return self.forward_head(self.forward_features(x)[-1])

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cvlib.models._layers import ConvNormAct
+from cvlib.models._layers import ConvNormAct, check_model_input
 from cvlib.models._registry import register_model
 from cvlib.models.segmentation.fcn import _ResNetTrunk, dilate_resnet
 from cvlib.ops.sampling import DepthwiseSeparableConv2d
@@ -192,6 +192,7 @@ class DeepLabV3Plus(nn.Module):
         self.output_stride = output_stride
 
     def forward(self, x: Tensor) -> Tensor:
+        x = check_model_input(self, x)
         if x.dim() != 4:
             raise ValueError(f"x must be [B, C, H, W], got {tuple(x.shape)}")
         feats = self.backbone.forward_features(x)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cvlib.models._layers import check_model_input
 from cvlib.models._registry import register_model
 from cvlib.models.classification.vgg import CONFIGS, make_features
 from cvlib.ops.sampling import BilinearUpsample2d
@@ -135,6 +136,7 @@ class FCN(nn.Module):
         return feats
 
     def forward(self, x: Tensor) -> Tensor:
+        x = check_model_input(self, x)
         if x.dim() != 4:
             raise ValueError(f"x must be [B, C, H, W], got {tuple(x.shape)}")
         h, w = x.shape[-2:]
@@ -235,6 +237,7 @@ class FCNResNet(nn.Module):
         self.aux_classifier = FCNHead(1024, num_classes) if aux_loss else None
 
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        x = check_model_input(self, x)
         if x.dim() != 4:
             raise ValueError(f"x must be [B, C, H, W], got {tuple(x.shape)}")
         size = x.shape[-2:]

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from cvlib.models._layers import check_model_input
 from cvlib.models._registry import register_model
 
 __all__ = ["UNetGenerator", "PatchGAN", "Pix2Pix", "masks_to_onehot", "pix2pix", "pix2pix_small"]
@@ -154,6 +155,7 @@ class Pix2Pix(nn.Module):
         return (self.generator(x) + 1) / 2
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor | dict[str, Tensor]:
+        x = check_model_input(self, x)
         if x.dim() != 4:
             raise ValueError(f"x must be [B, C, H, W], got {tuple(x.shape)}")
         if not self.training or y is None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cvlib.models._layers import ConvNormAct
+from cvlib.models._layers import ConvNormAct, check_model_input
 from cvlib.models._registry import register_model
 
 __all__ = ["SegNet", "segnet", "segnet_small"]
@@ -56,6 +56,7 @@ class SegNet(nn.Module):
         self.num_classes = num_classes
 
     def forward(self, x: Tensor) -> Tensor:
+        x = check_model_input(self, x)
         if x.dim() != 4 or min(x.shape[-2:]) < 32:
             raise ValueError(f"x must be [B, C, H, W] with H, W >= 32, got {tuple(x.shape)}")
         indices, sizes = [], []

@@ -103,6 +103,8 @@ class ConvolutionalizedNet(nn.Module):
         if not isinstance(x, Tensor) or x.dim() != 4:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"x must be [B, 3, H, W], got {shape}")
+        if not x.is_floating_point():
+            raise TypeError(f"x must be a float image batch, got {x.dtype}; convert with x.float() / 255")
         f = self.features(x)
         if min(f.shape[-2:]) < self.window:
             raise ValueError(

@@ -81,6 +81,8 @@ def test_vgg16_score_map_at_384_and_its_windows(vgg16):
         assert not torch.allclose(scores[:, :, 0, 0], scores[:, :, 5, 3])
     with pytest.raises(ValueError, match=r"gives a \(6, 6\) feature map.*at least 224 x 224"):
         net(torch.rand(1, 3, 200, 200))
+    with pytest.raises(TypeError, match=r"x must be a float image batch, got torch.uint8; convert with"):
+        net(torch.zeros(1, 3, 224, 224, dtype=torch.uint8))
 
 
 def test_alexnet_and_the_original_is_untouched():

@@ -9,7 +9,7 @@ STAMP := $(VENV)/.cvlib-installed
 TORCH_PIN := $(shell grep -E '^torch==' constraints.txt)
 export PYTHONHASHSEED := 0
 
-.PHONY: venv book test lint check-pairs unit nbval nb notebooks bench clean browser
+.PHONY: venv book test lint check-pairs unit nbval nb notebooks bench clean browser fastdev
 
 venv: $(STAMP)
 
@@ -57,6 +57,11 @@ notebooks: venv
 
 bench: venv
 	$(PY) benchmarks/bench_train.py
+
+# Fast-dev-run of every chapter's full configuration (CVLIB_SIZE=full, loops capped to one step, fixture
+# data in the real formats, random ImageNet weights in torchvision's layout, offline): tests/fastdev.
+fastdev: venv
+	OMP_NUM_THREADS=1 $(PY) -m pytest -p no:cacheprovider -q tests/fastdev
 
 clean:
 	rm -rf _build .pytest_cache

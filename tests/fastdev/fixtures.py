@@ -451,6 +451,7 @@ def build_cache(root: Path, weight_models: list[str]) -> dict[str, str]:
     offline = root / "offline"
     offline.mkdir(exist_ok=True)
     (offline / "sitecustomize.py").write_text(_SITECUSTOMIZE)
+    (root / "home").mkdir(exist_ok=True)  # an empty home: nothing comes from a user's caches
     closed = "http://127.0.0.1:9"  # the discard port: nothing listens, every proxied request fails
     return {
         "CVLIB_SIZE": "full",

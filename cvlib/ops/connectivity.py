@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cvlib._validate import check_int
 from cvlib.ops.conv_arith import conv_output_size
 
 __all__ = [
@@ -35,6 +36,18 @@ def _pair(v: int | tuple[int, int], name: str) -> tuple[int, int]:
     if len(pair) != 2 or not all(isinstance(p, int) and not isinstance(p, bool) for p in pair):
         raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
     return pair  # type: ignore[return-value]
+
+
+def _positive_pair(v: int | tuple[int, int], name: str) -> tuple[int, int]:
+    a, b = _pair(v, name)
+    if a < 1 or b < 1:
+        raise ValueError(f"{name} must be >= 1, got {v!r}")
+    return a, b
+
+
+def _check_bias(bias: object) -> None:
+    if not isinstance(bias, bool):
+        raise TypeError(f"bias must be a bool, got {bias!r}")
 
 
 def _output_size(
@@ -82,8 +95,8 @@ class LocallyConnected2d(nn.Module):
         bias: bool = True,
     ) -> None:
         super().__init__()
-        if in_channels <= 0 or out_channels <= 0:
-            raise ValueError(f"channels must be positive, got in={in_channels}, out={out_channels}")
+        check_int(in_channels, "in_channels", min=1)
+        check_int(out_channels, "out_channels", min=1)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.in_size = _pair(in_size, "in_size")
         self.kernel_size = _pair(kernel_size, "kernel_size")
@@ -153,8 +166,9 @@ class LocallyConnected2d(nn.Module):
 
 def fc_params(in_features: int, out_features: int, bias: bool = True) -> int:
     """Parameters of a fully connected layer: ``in * out (+ out)``."""
-    if in_features <= 0 or out_features <= 0:
-        raise ValueError(f"features must be positive, got in={in_features}, out={out_features}")
+    check_int(in_features, "in_features", min=1)
+    check_int(out_features, "out_features", min=1)
+    _check_bias(bias)
     return in_features * out_features + (out_features if bias else 0)
 
 
@@ -166,8 +180,11 @@ def locally_connected_params(
     bias: bool = True,
 ) -> int:
     """Parameters of :class:`LocallyConnected2d`: ``H_out * W_out * (C_out * C_in * kh * kw + C_out)``."""
-    kh, kw = _pair(kernel_size, "kernel_size")
-    oh, ow = _pair(out_size, "out_size")
+    check_int(in_channels, "in_channels", min=1)
+    check_int(out_channels, "out_channels", min=1)
+    _check_bias(bias)
+    kh, kw = _positive_pair(kernel_size, "kernel_size")
+    oh, ow = _positive_pair(out_size, "out_size")
     return oh * ow * (out_channels * in_channels * kh * kw + (out_channels if bias else 0))
 
 
@@ -179,7 +196,11 @@ def conv_params(
     groups: int = 1,
 ) -> int:
     """Parameters of ``nn.Conv2d``: ``C_out * (C_in / groups) * kh * kw (+ C_out)`` (any input size)."""
-    kh, kw = _pair(kernel_size, "kernel_size")
+    check_int(in_channels, "in_channels", min=1)
+    check_int(out_channels, "out_channels", min=1)
+    check_int(groups, "groups", min=1)
+    _check_bias(bias)
+    kh, kw = _positive_pair(kernel_size, "kernel_size")
     if in_channels % groups or out_channels % groups:
         raise ValueError(f"channels ({in_channels}, {out_channels}) must be divisible by groups={groups}")
     return out_channels * (in_channels // groups) * kh * kw + (out_channels if bias else 0)
@@ -199,9 +220,10 @@ def compare_layer_params(
         ``{"fully_connected": ..., "locally_connected": ..., "convolution": ...}``, where the output
         shape ``(out_channels, H_out, W_out)`` is that of the convolution.
     """
-    if len(in_shape) != 3:
+    if not isinstance(in_shape, (tuple, list)) or len(in_shape) != 3:
         raise ValueError(f"in_shape must be (C, H, W), got {in_shape!r}")
-    c, h, w = in_shape
+    c, h, w = (check_int(v, f"in_shape[{i}]", min=1) for i, v in enumerate(in_shape))
+    check_int(out_channels, "out_channels", min=1)
     oh, ow = _output_size(
         (h, w), _pair(kernel_size, "kernel_size"), _pair(stride, "stride"), _pair(padding, "padding")
     )

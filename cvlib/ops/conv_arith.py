@@ -24,6 +24,8 @@ from typing import NamedTuple
 
 from torch import nn
 
+from cvlib._validate import check_float, check_int
+
 __all__ = ["LayerSpec", "layer_specs", "conv_output_size", "receptive_field", "rf_span"]
 
 # Module types that keep the spatial size: skipped when a stack is read from an nn.Module.
@@ -104,6 +106,7 @@ def layer_specs(layers: nn.Module | Iterable[LayerSpec | Sequence[int]], axis: i
             kernel, stride or dilation, or negative padding.
         TypeError: if ``layers`` is neither a module nor an iterable.
     """
+    check_int(axis, "axis", min=0, max=1)
     if isinstance(layers, nn.Module):
         specs = _from_module(layers, axis)
     else:
@@ -111,10 +114,13 @@ def layer_specs(layers: nn.Module | Iterable[LayerSpec | Sequence[int]], axis: i
             raise TypeError(f"layers must be an nn.Module or a list of specs, got {type(layers).__name__}")
         specs = []
         for i, s in enumerate(layers):
-            if isinstance(s, int) or not 1 <= len(s) <= 5:
+            if not isinstance(s, (tuple, list)) or not 1 <= len(s) <= 5:
                 raise ValueError(
                     f"layers[{i}] must be (kernel, stride, padding, dilation[, ceil_mode]), got {s!r}"
                 )
+            for j, v in enumerate(s):
+                if isinstance(v, bool) and j < 4 or not isinstance(v, int):
+                    raise TypeError(f"layers[{i}] must hold ints (bool ceil_mode last), got {s!r}")
             specs.append(LayerSpec(*s))
     for i, s in enumerate(specs):
         if s.kernel_size < 1 or s.stride < 1 or s.dilation < 1 or s.padding < 0:
@@ -154,8 +160,8 @@ def conv_output_size(
         >>> conv_output_size(32, [(5, 1, 0), (2, 2, 0), (5, 1, 0), (2, 2, 0), (5, 1, 0)])  # LeNet-5
         [28, 14, 10, 5, 1]
     """
-    if in_size < 1:
-        raise ValueError(f"in_size must be >= 1, got {in_size}")
+    check_int(in_size, "in_size", min=1)
+    check_int(axis, "axis", min=0, max=1)
     sizes, n = [], in_size
     for i, s in enumerate(layer_specs(layers, axis)):
         n_new = _out(n, s)
@@ -194,6 +200,12 @@ def receptive_field(
 def rf_span(rf: int, jump: int, start: float, index: int, in_size: int | None = None) -> tuple[int, int]:
     """Input pixel range ``(first, last)`` (inclusive) seen by output unit ``index``, clipped to
     ``[0, in_size - 1]`` when ``in_size`` is given."""
+    check_int(rf, "rf", min=1)
+    check_int(jump, "jump", min=1)
+    check_float(start, "start")
+    check_int(index, "index", min=0)
+    if in_size is not None:
+        check_int(in_size, "in_size", min=1)
     centre = start + index * jump
     lo, hi = round(centre - (rf - 1) / 2), round(centre + (rf - 1) / 2)
     if in_size is not None:

@@ -33,15 +33,24 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cvlib._validate import check_int, check_tensor
+
 __all__ = ["deform_conv2d", "DeformConv2d", "sampling_locations"]
 
 
-def _pair(v: int | tuple[int, int], name: str) -> tuple[int, int]:
-    if isinstance(v, int):
-        return (v, v)
-    if isinstance(v, tuple | list) and len(v) == 2 and all(isinstance(t, int) for t in v):
-        return (int(v[0]), int(v[1]))
-    raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}")
+def _pair(v: int | tuple[int, int], name: str, minimum: int = 1) -> tuple[int, int]:
+    def ok(t: object) -> bool:
+        return isinstance(t, int) and not isinstance(t, bool)
+
+    if ok(v):
+        pair = (int(v), int(v))  # type: ignore[arg-type]
+    elif isinstance(v, tuple | list) and len(v) == 2 and all(ok(t) for t in v):
+        pair = (int(v[0]), int(v[1]))
+    else:
+        raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {v!r}")
+    return pair
 
 
 def _out_size(size: int, k: int, s: int, p: int, d: int) -> int:
@@ -66,8 +75,11 @@ def sampling_locations(
     """
     kh, kw = _pair(kernel_size, "kernel_size")
     sh, sw = _pair(stride, "stride")
-    ph, pw = _pair(padding, "padding")
+    ph, pw = _pair(padding, "padding", 0)
     dh, dw = _pair(dilation, "dilation")
+    check_tensor(
+        offset, "offset", ndim=4, dtype="float", finite=True, shape="[B, 2 * G * kh * kw, H_out, W_out]"
+    )
     if offset.ndim != 4 or offset.shape[1] % (2 * kh * kw) != 0:
         raise ValueError(
             f"offset must be [B, 2 * offset_groups * {kh * kw}, H_out, W_out], got {tuple(offset.shape)}"
@@ -110,8 +122,19 @@ def deform_conv2d(
         Tensor[B, C_out, H_out, W_out].
     """
     sh, sw = _pair(stride, "stride")
-    ph, pw = _pair(padding, "padding")
+    ph, pw = _pair(padding, "padding", 0)
     dh, dw = _pair(dilation, "dilation")
+    check_tensor(input, "input", ndim=4, dtype="float", shape="[B, C_in, H, W]")
+    check_tensor(
+        offset, "offset", ndim=4, dtype="float", finite=True, shape="[B, 2 * G * kh * kw, H_out, W_out]"
+    )
+    check_tensor(
+        weight, "weight", ndim=4, dtype="float", nonempty=True, shape="[C_out, C_in / groups, kh, kw]"
+    )
+    if bias is not None:
+        check_tensor(bias, "bias", ndim=1, dtype="float", shape="[C_out]")
+    if mask is not None:
+        check_tensor(mask, "mask", ndim=4, dtype="float", shape="[B, G * kh * kw, H_out, W_out]")
     if input.ndim != 4:
         raise ValueError(f"input must be [B, C_in, H, W], got {tuple(input.shape)}")
     if weight.ndim != 4:
@@ -189,6 +212,9 @@ class DeformConv2d(nn.Module):
         bias: bool = True,
     ) -> None:
         super().__init__()
+        check_int(in_channels, "in_channels", min=1)
+        check_int(out_channels, "out_channels", min=1)
+        check_int(groups, "groups", min=1)
         if groups <= 0 or in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"in_channels ({in_channels}) and out_channels ({out_channels}) must be divisible by "
@@ -197,7 +223,7 @@ class DeformConv2d(nn.Module):
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.stride = _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
+        self.padding = _pair(padding, "padding", 0)
         self.dilation = _pair(dilation, "dilation")
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None

@@ -103,5 +103,5 @@ def test_errors():
         layer_specs(5)
     with pytest.raises(ValueError, match=r"layer 2 .* gets size 3 and would output -1"):
         conv_output_size(8, [(3, 1, 0), (2, 2, 0), (5, 1, 0)])
-    with pytest.raises(ValueError, match="in_size must be >= 1"):
+    with pytest.raises(ValueError, match="in_size must be an int >= 1"):
         conv_output_size(0, [(3, 1, 1)])

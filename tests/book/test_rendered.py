@@ -251,8 +251,8 @@ def test_pages_have_no_rendering_defects(rendered, check):
     assert not lines, "\n".join(lines)
 
 
-def test_mathjax_is_served_by_the_book_and_typesets():
-    """The pages load MathJax from the book's own _static (no network), and it typesets formulas."""
+def test_mathjax_and_widgets_are_served_by_the_book():
+    """The pages load MathJax and the widget embedder from the book's own _static (no network)."""
     page = HTML / "notebooks" / "ch02_cnn_basics.html"
     if not page.exists():
         pytest.skip("the book is not built")
@@ -260,6 +260,11 @@ def test_mathjax_is_served_by_the_book_and_typesets():
     srcs = re.findall(r'<script[^>]*src="([^"]*(?:mathjax|MathJax|tex-[a-z-]+\.js)[^"]*)"', text)
     assert srcs and all(s.startswith("../_static/") for s in srcs), srcs
     assert "cdn.jsdelivr" not in text and "cdnjs" not in text
+    # the widget embedder likewise, on a chapter with widgets
+    widgets = (HTML / "notebooks" / "ch01_knn.html").read_text()
+    assert "application/vnd.jupyter.widget-view+json" in widgets
+    assert re.search(r'<script[^>]*src="\.\./_static/widgets/embed\.js', widgets)
+    assert "cdn.jsdelivr" not in widgets and "require.min.js" not in widgets
 
 
 def test_formulas_are_typeset(rendered):

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cvlib._validate import check_float, check_tensor
 from cvlib.ops.boxes import generalized_box_iou
 
 __all__ = ["sigmoid_focal_loss", "giou_loss"]
@@ -21,7 +22,7 @@ _REDUCTIONS = ("none", "mean", "sum")
 
 
 def _reduce(loss: Tensor, reduction: str) -> Tensor:
-    if reduction not in _REDUCTIONS:
+    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     if reduction == "mean":
         return loss.mean()
@@ -45,6 +46,13 @@ def sigmoid_focal_loss(
     Returns:
         Tensor: the loss per element (``"none"``) or reduced to a scalar. Computed in float32 at least.
     """
+    check_tensor(inputs, "inputs", dtype="float", finite=True, shape="[...] logits")
+    check_tensor(targets, "targets", dtype=("float", "int", "bool"), finite=True, shape="[...] 0/1 labels")
+    check_float(alpha, "alpha", max=1.0)
+    check_float(gamma, "gamma", min=0.0)
+    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    targets = targets.to(inputs.device)
     if inputs.shape != targets.shape:
         raise ValueError(
             f"inputs and targets must have the same shape, got {tuple(inputs.shape)} and "

@@ -12,12 +12,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from cvlib._validate import check_int
+
 __all__ = ["shift_images", "random_shift", "center_crop_and_pad"]
 
 
 def _check_images(x: Tensor) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a Tensor, got {type(x).__name__}")
+    if x.is_complex():
+        raise TypeError(f"x must be a real tensor [..., H, W], got dtype {x.dtype}")
     if x.dim() < 2:
         raise ValueError(f"x must be [..., H, W] (e.g. [B, C, H, W]), got {tuple(x.shape)}")
 
@@ -110,7 +114,14 @@ def center_crop_and_pad(x: Tensor, size: int | tuple[int, int], *, fill: float =
     """
     _check_images(x)
     h, w = x.shape[-2:]
-    ch, cw = (size, size) if isinstance(size, int) else tuple(size)
+    if isinstance(size, int) and not isinstance(size, bool):
+        ch, cw = size, size
+    elif isinstance(size, (tuple, list)) and len(size) == 2:
+        ch, cw = (check_int(v, "size", min=1) for v in size)
+    else:
+        raise TypeError(f"size must be an int or (height, width), got {size!r}")
+    if isinstance(fill, bool) or not isinstance(fill, (int, float)):
+        raise TypeError(f"fill must be a number, got {fill!r}")
     if not (1 <= ch <= h and 1 <= cw <= w):
         raise ValueError(f"size must be between 1 and the image size {(h, w)}, got {size!r}")
     top, left = (h - ch) // 2, (w - cw) // 2

@@ -2,6 +2,7 @@
 :func:`convolutionalize` (a classifier's fully connected head as convolutions, see
 :mod:`cvlib.models.convert`)."""
 
+from cvlib.models import transfer  # freeze, replace_head, finetune_param_groups, freeze_bn
 from cvlib.models._registry import create_model, list_models, model_task, register_model
 from cvlib.models.convert import ConvolutionalizedNet, convolutionalize, fc_to_conv
 
@@ -13,4 +14,5 @@ __all__ = [
     "convolutionalize",
     "fc_to_conv",
     "ConvolutionalizedNet",
+    "transfer",
 ]

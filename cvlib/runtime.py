@@ -22,6 +22,7 @@ import contextlib
 import os
 import platform
 import random
+import textwrap
 from collections.abc import Iterator
 from typing import TypeVar
 
@@ -205,9 +206,11 @@ def run_on(
 
 
 def run_info(dataset: str, device: torch.device | str | None = None) -> str:
-    """One line saying which device, size and dataset produce a notebook's outputs.
+    """Which device, size and dataset produce a notebook's outputs, one short line per fact.
 
     Every chapter prints this first, so a reader knows where the stored outputs came from.
+    Each line stays within the book's column (about 80 characters): long dataset descriptions
+    are wrapped.
     """
     dev = torch.device(device) if device is not None else get_device()
     name = str(dev)
@@ -215,4 +218,7 @@ def run_info(dataset: str, device: torch.device | str | None = None) -> str:
         name += f" ({torch.cuda.get_device_name(dev)})"
     elif dev.type == "cpu":
         name += f" ({platform.machine()}, {torch.get_num_threads()} threads)"
-    return f"device: {name} | size: {size()} | data: {dataset} | torch {torch.__version__}"
+    data = textwrap.wrap(str(dataset), width=72) or [""]
+    lines = [f"device: {name}", f"size:   {size()}   torch {torch.__version__}", f"data:   {data[0]}"]
+    lines += [f"        {rest}" for rest in data[1:]]
+    return "\n".join(lines)

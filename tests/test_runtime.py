@@ -44,8 +44,15 @@ def test_seed_everything_repeats_random_streams():
 
 def test_run_info_names_device_size_and_data(monkeypatch):
     monkeypatch.setenv("CVLIB_SIZE", "small")
-    line = run_info("digits", device="cpu")
-    assert line.startswith("device: cpu") and "size: small" in line and "data: digits" in line
+    text = run_info("digits", device="cpu")
+    lines = text.splitlines()
+    assert lines[0].startswith("device: cpu") and "small" in lines[1] and lines[2] == "data:   digits"
+
+
+def test_run_info_fits_the_book_column():
+    text = run_info("a long description of the data set " * 6, device="cpu")
+    assert max(len(line) for line in text.splitlines()) <= 88
+    assert " ".join(text.split()).count("a long description") == 6
 
 
 @pytest.mark.parametrize(

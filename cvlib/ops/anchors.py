@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from cvlib._validate import check_float, check_int
+
 __all__ = ["AnchorGenerator", "grid_points"]
 
 
@@ -42,12 +44,31 @@ def grid_points(
     Returns:
         Tensor[H * W, 2]: ``(x, y)`` per cell.
     """
-    h, w = feature_size
-    sy, sx = (stride, stride) if isinstance(stride, (int, float)) else stride
+    if not isinstance(feature_size, (tuple, list)) or len(feature_size) != 2:
+        raise TypeError(f"feature_size must be (H, W), got {feature_size!r}")
+    h, w = (check_int(v, "feature_size", min=0) for v in feature_size)
+    if isinstance(stride, (int, float)) and not isinstance(stride, bool):
+        sy = sx = stride
+    elif isinstance(stride, (tuple, list)) and len(stride) == 2:
+        sy, sx = stride
+    else:
+        raise TypeError(f"stride must be a number or (stride_y, stride_x), got {stride!r}")
+    sy = check_float(sy, "stride", min=0, min_open=True)
+    sx = check_float(sx, "stride", min=0, min_open=True)
+    offset = check_float(offset, "offset")
     ys = (torch.arange(h, device=device, dtype=dtype) + offset) * sy
     xs = (torch.arange(w, device=device, dtype=dtype) + offset) * sx
     yy, xx = torch.meshgrid(ys, xs, indexing="ij")
     return torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)
+
+
+def _is_nested_numbers(v: object) -> bool:
+    def num(t: object) -> bool:
+        return isinstance(t, (int, float)) and not isinstance(t, bool) and t == t  # not NaN
+
+    if not isinstance(v, (list, tuple)):
+        return False
+    return all(num(s) or (isinstance(s, (list, tuple)) and all(num(t) for t in s)) for s in v)
 
 
 class AnchorGenerator(nn.Module):
@@ -71,6 +92,13 @@ class AnchorGenerator(nn.Module):
         offset: float = 0.0,
     ) -> None:
         super().__init__()
+        if not _is_nested_numbers(sizes):
+            raise TypeError(f"sizes must be a list of tuples of positive numbers, got {sizes!r}")
+        if not _is_nested_numbers(aspect_ratios):
+            raise TypeError(
+                f"aspect_ratios must be a list of tuples of positive numbers, got {aspect_ratios!r}"
+            )
+        offset = check_float(offset, "offset")
         sizes = [tuple(s) if isinstance(s, (list, tuple)) else (s,) for s in sizes]
         if not sizes or any(len(s) == 0 or min(s) <= 0 for s in sizes):
             raise ValueError(

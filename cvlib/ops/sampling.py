@@ -198,7 +198,8 @@ class BilinearUpsample2d(nn.ConvTranspose2d):
     """
 
     def __init__(self, channels: int, factor: int, learnable: bool = True) -> None:
-        _check_scale(factor)
+        _check_counts(channels=channels)
+        _check_scale(factor, "factor")
         k = 2 * factor - factor % 2
         super().__init__(channels, channels, k, stride=factor, padding=(k - factor) // 2, bias=False)
         with torch.no_grad():

@@ -53,6 +53,8 @@ def shift_images(x: Tensor, dx: int | Tensor, dy: int | Tensor, *, fill: float =
         where that index is inside the image, else ``fill``.
     """
     _check_images(x)
+    if x.numel() == 0:
+        return x.clone()
     h, w = x.shape[-2:]
     batch = x.shape[0] if x.dim() >= 3 else None
     sx, sy = _as_shift(dx, "dx", batch, x.device), _as_shift(dy, "dy", batch, x.device)

@@ -52,7 +52,20 @@ def to_numpy_image(img: Any) -> np.ndarray:
 
 
 def _as_list(images: Any) -> list:
+    if images is None or isinstance(images, (str, bytes)) or not hasattr(images, "__iter__"):
+        raise TypeError(
+            f"images must be a tensor [B, C, H, W], an array or a list of images, got {images!r:.60}"
+        )
+    if isinstance(images, np.ndarray) and images.ndim == 4 and images.shape[1] in (1, 3):
+        images = torch.from_numpy(images)  # a numpy [B, C, H, W] batch
+    if isinstance(images, list) and images and not isinstance(images[0], (torch.Tensor, np.ndarray)):
+        try:
+            images = torch.as_tensor(images)  # nested lists of numbers
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise TypeError(f"images must be tensors, arrays or nested lists of numbers: {e}") from None
     if isinstance(images, torch.Tensor):
+        if images.is_complex():
+            raise TypeError(f"images must be real, got dtype {images.dtype}")
         if images.ndim not in (3, 4):
             raise ValueError(f"images must be [B, C, H, W] or [B, H, W], got {tuple(images.shape)}")
         return list(images)

@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from cvlib._validate import check_int, check_tensor
 from cvlib.ops.filters import KERNELS, apply_kernel, get_kernel
 
 __all__ = [
@@ -138,6 +139,9 @@ def show_feature_maps(
     Returns:
         Figure with ``min(C, max_maps)`` axes.
     """
+    check_tensor(maps, "maps", ndim=(3, 4), dtype=("float", "int", "bool"), nonempty=True, shape="[C, H, W]")
+    max_maps = check_int(max_maps, "max_maps", min=1)
+    ncols = check_int(ncols, "ncols", min=1)
     if maps.dim() == 4 and maps.shape[0] == 1:
         maps = maps[0]
     if maps.dim() != 3:

@@ -19,9 +19,14 @@ __all__ = ["plot_accuracy_vs_k", "show_neighbors", "plot_knn_view", "plot_scalin
 
 
 def _curves(accuracies: Sequence[float] | Mapping[str, Sequence[float]]) -> dict[str, list[float]]:
-    if isinstance(accuracies, Mapping):
-        return {str(k): [float(a) for a in v] for k, v in accuracies.items()}
-    return {"test": [float(a) for a in accuracies]}
+    try:
+        if isinstance(accuracies, Mapping):
+            return {str(k): [float(a) for a in v] for k, v in accuracies.items()}
+        return {"test": [float(a) for a in accuracies]}
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"accuracies must be a list of numbers or a mapping name -> numbers, got {accuracies!r:.80}"
+        ) from None
 
 
 def _draw_accuracy(ax, ks: Sequence[int], curves: dict[str, list[float]], current: int | None) -> None:
@@ -52,6 +57,8 @@ def plot_accuracy_vs_k(
 ) -> Figure:
     """Accuracy as a function of k; one curve per entry when ``accuracies`` is a mapping
     (e.g. ``{"train": [...], "test": [...]}``). ``current`` marks one k."""
+    if ks is None or isinstance(ks, (str, bytes)) or not hasattr(ks, "__iter__"):
+        raise TypeError(f"ks must be a list of ints, got {ks!r:.60}")
     ks = list(ks)
     if not ks:
         raise ValueError("ks must not be empty")

@@ -16,6 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from torch import Tensor
 
+from cvlib._validate import check_int
+
 __all__ = [
     "class_colors",
     "colorize_mask",
@@ -30,8 +32,7 @@ __all__ = [
 
 def class_colors(num_classes: int) -> np.ndarray:
     """PASCAL VOC colour table: float ``[num_classes, 3]`` in [0, 1] (class 0 black)."""
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    num_classes = check_int(num_classes, "num_classes", min=1)
     colors = np.zeros((num_classes, 3))
     for c in range(num_classes):
         r = g = b = 0
@@ -53,6 +54,14 @@ def _mask_np(mask: Tensor | np.ndarray) -> np.ndarray:
 
 
 def _image_np(image: Tensor | np.ndarray) -> np.ndarray:
+    if not isinstance(image, Tensor):
+        arr = np.asarray(image)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(
+                f"image must be a tensor or a numeric array [C, H, W] / [H, W, C], got {arr.dtype}"
+            )
+    elif image.is_complex():
+        raise TypeError(f"image must be real, got dtype {image.dtype}")
     x = (
         image.detach().cpu().float()
         if isinstance(image, Tensor)

@@ -117,6 +117,9 @@ def show_filters(weight: Tensor | nn.Conv2d, *, max_filters: int = 32, ncols: in
         weight = weight.weight
     if not isinstance(weight, Tensor) or weight.dim() != 4:
         raise ValueError("weight must be a Tensor[C_out, C_in, kh, kw] or an nn.Conv2d")
+    check_tensor(weight, "weight", dtype=("float", "int"), nonempty=True, shape="[C_out, C_in, kh, kw]")
+    max_filters = check_int(max_filters, "max_filters", min=1)
+    ncols = check_int(ncols, "ncols", min=1)
     n = min(weight.shape[0], max_filters)
     fig, axes = _grid(n, ncols, panel=1.0, title_space=0.0)
     for i, ax in enumerate(axes):

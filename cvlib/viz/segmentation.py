@@ -83,6 +83,9 @@ def colorize_mask(
 ) -> np.ndarray:
     """Class ids [H, W] -> RGB float [H, W, 3] (``ignore_index`` white)."""
     m = _mask_np(mask)
+    if num_classes is not None:
+        num_classes = check_int(num_classes, "num_classes", min=1)
+    ignore_index = check_int(ignore_index, "ignore_index")
     valid = m != ignore_index
     k = num_classes if num_classes is not None else int(m[valid].max(initial=0)) + 1
     if valid.any() and (m[valid].min() < 0 or m[valid].max() >= k):

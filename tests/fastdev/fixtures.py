@@ -488,6 +488,8 @@ class RunResult:
     error_cell: int | None = None
     error: str | None = None
     error_source: str | None = None
+    error_trace: str | None = None
+    later_errors: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -498,14 +500,24 @@ class RunResult:
 
     def summary(self) -> str:
         state = "pass" if self.ok else f"FAIL at cell {self.error_cell}: {self.error}"
+        if self.later_errors:
+            state += f" (then {len(self.later_errors)} more: " + "; ".join(self.later_errors) + ")"
         slow = ", ".join(f"cell {i} {s:.1f}s" for i, s in self.slowest())
         return f"{self.chapter}: {state} ({self.seconds:.1f} s; slowest {slow})"
 
 
-def run_chapter(md: Path, env: dict[str, str], timeout: int = 600) -> RunResult:
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _error_of(output) -> str:
+    return f"{output.get('ename')}: {output.get('evalue')}"[:2000]
+
+
+def run_chapter(md: Path, env: dict[str, str], timeout: int = 600, keep_going: bool = False) -> RunResult:
     """Execute ``md`` (jupytext MyST) in a fresh kernel with ``env`` added, in ``md``'s folder; the
     notebook is not written back. Cells tagged ``raises-exception`` may raise; any other error stops
-    the run and is recorded with its cell index (0-based, over all cells of the notebook)."""
+    the run and is recorded with its cell index (0-based, over all cells of the notebook).
+    ``keep_going``: run every cell anyway and list the later errors too (diagnosis only)."""
     import jupytext
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
@@ -531,6 +543,7 @@ def run_chapter(md: Path, env: dict[str, str], timeout: int = 600) -> RunResult:
         record_timing=False,
         on_cell_start=on_start,
         on_cell_executed=on_done,
+        allow_errors=keep_going,
     )
     full_env = {**os.environ, **env}
     full_env.pop("PYDEVD_DISABLE_FILE_VALIDATION", None)
@@ -541,11 +554,26 @@ def run_chapter(md: Path, env: dict[str, str], timeout: int = 600) -> RunResult:
         result.error_cell = current["index"]
         result.error = f"{e.ename}: {e.evalue}"[:2000]
         result.error_source = nb.cells[current["index"]].source if current["index"] is not None else None
+        result.error_trace = "\n".join(_ANSI.sub("", e.traceback).strip().splitlines()[-25:])
     except (CellTimeoutError, DeadKernelError) as e:
         result.error_cell = current["index"]
         result.error = f"{type(e).__name__}: {str(e)[:1000]}"
         result.error_source = nb.cells[current["index"]].source if current["index"] is not None else None
     result.seconds = round(time.perf_counter() - t0, 1)
+    if keep_going:
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != "code" or "raises-exception" in cell.metadata.get("tags", []):
+                continue
+            for out in cell.get("outputs", []):
+                if out.get("output_type") != "error":
+                    continue
+                if result.error is None:
+                    result.error_cell, result.error, result.error_source = i, _error_of(out), cell.source
+                    result.error_trace = "\n".join(
+                        _ANSI.sub("", "\n".join(out.get("traceback", []))).splitlines()[-25:]
+                    )
+                else:
+                    result.later_errors.append(f"cell {i} {_error_of(out)[:200]}")
     if current["index"] is not None and current["index"] not in result.cell_seconds:
         result.cell_seconds[current["index"]] = round(time.perf_counter() - started[current["index"]], 2)
     return result
@@ -569,6 +597,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", type=Path, default=None, help="where to write the cache (default: a temp dir)")
     ap.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
+    ap.add_argument("--keep-going", action="store_true", help="run every cell; list every error")
+    ap.add_argument("--trace", action="store_true", help="print the end of each traceback")
     args = ap.parse_args(argv)
     mds = args.md or chapters()
     root = args.dir or Path(tempfile.mkdtemp(prefix="cvlib-fastdev-"))
@@ -578,11 +608,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fixture cache in {root} ({time.perf_counter() - t0:.1f} s)", flush=True)
     results = []
     for md in mds:
-        r = run_chapter(md, env, args.timeout)
+        r = run_chapter(md, env, args.timeout, keep_going=args.keep_going)
         results.append(r)
         print(r.summary(), flush=True)
         if not r.ok and r.error_source:
             print("    " + r.error_source.replace("\n", "\n    ")[:1500], flush=True)
+            if args.trace and r.error_trace:
+                print("    " + r.error_trace.replace("\n", "\n    "), flush=True)
     total = sum(r.seconds for r in results)
     print(f"total {total:.1f} s, {sum(r.ok for r in results)}/{len(results)} passed")
     if args.json:

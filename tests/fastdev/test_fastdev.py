@@ -28,12 +28,17 @@ def test_chapter_full_configuration(md: Path, fastdev_env: dict[str, str]) -> No
     report = os.environ.get("CVLIB_FASTDEV_REPORT")
     if report:  # one JSON line per chapter, for the runtime table
         with open(report, "a") as f:
-            f.write(json.dumps({k: v for k, v in result.__dict__.items() if k != "error_source"}) + "\n")
+            f.write(
+                json.dumps(
+                    {k: v for k, v in result.__dict__.items() if k not in ("error_source", "error_trace")}
+                )
+                + "\n"
+            )
     if not result.ok:
         pytest.fail(
             f"{md.name} (CVLIB_SIZE=full, CVLIB_FAST_DEV_RUN={fixtures.FAST_DEV_STEPS}) failed in cell "
             f"{result.error_cell} after {result.seconds:.0f} s:\n{result.error}\n--- cell source ---\n"
-            f"{result.error_source}",
+            f"{result.error_source}\n--- traceback (end) ---\n{result.error_trace}",
             pytrace=False,
         )
 

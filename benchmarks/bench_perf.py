@@ -446,7 +446,17 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--coco-images", type=int, default=None, help="default 5000 (500 with --quick)")
     p.add_argument("--no-write", action="store_true", help="print only, leave results.json and the plot")
+    p.add_argument(
+        "--table", action="store_true", help="print the markdown table from results.json, run nothing"
+    )
     a = p.parse_args()
+    if a.table:
+        print(markdown_table(json.loads((ROOT / "benchmarks" / "results.json").read_text())["perf"]))
+        plot(
+            json.loads((ROOT / "benchmarks" / "results.json").read_text())["perf"],
+            ROOT / "book" / "_static" / "performance_ratios.png",
+        )
+        return
     set_threads(1)
     perf = {}
     if "knn" in a.only:
@@ -480,3 +490,40 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def markdown_table(perf: dict) -> str:
+    """The table of book/performance.md, from ``results.json["perf"]``."""
+    rows = [
+        "| comparison | size | threads | cvlib (wall / CPU) | reference (wall / CPU) "
+        "| ratio wall | ratio CPU | same answer |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+
+    def ws(t):
+        return f"{t['wall_s']:.3g} s / {t['cpu_s']:.3g} s"
+
+    for r in perf.get("knn", []):
+        same = f"{100 * r['identical_neighbours']:.2f} % of neighbours"
+        rows.append(
+            f"| k-NN vs faiss `IndexFlatL2` | {r['n_train']:,} x {r['n_query']:,}, {r['dim']}-d, k={r['k']} "
+            f"| {r['threads']} | {ws(r['cvlib'])} | {ws(r['faiss_IndexFlatL2'])} | {r['ratio_wall']:.2f} "
+            f"| {r['ratio_cpu']:.2f} | {same} |"
+        )
+    if "coco" in perf:
+        r = perf["coco"]
+        same = f"max abs diff {max(r['max_abs_diff_stats'], r['max_abs_diff_precision']):.1e}"
+        rows.append(
+            f"| COCO mAP vs faster-coco-eval | {r['images']:,} images x 100 dets, 80 classes "
+            f"| {r['threads']} | {ws(r['cvlib'])} | {ws(r['faster_coco_eval'])} | {r['ratio_wall']:.2f} "
+            f"| {r['ratio_cpu']:.2f} | {same} |"
+        )
+    for r in perf.get("nms", []):
+        if "ratio_wall" not in r:
+            continue
+        rows.append(
+            f"| `{r['op']}` vs greedy loop | {r['scene']}, n = {r['n']:,} | 1 | {ws(r['cvlib'])} "
+            f"| {ws(r['greedy_loop'])} | {r['ratio_wall']:.2f} | {r['ratio_cpu']:.2f} "
+            f"| {'identical' if r['identical'] else 'DIFFERENT'} |"
+        )
+    return "\n".join(rows)

@@ -365,8 +365,28 @@ def majority_vote(neighbor_labels: torch.Tensor, num_classes: int) -> torch.Tens
     Returns:
         Tensor[Q], int64.
     """
+    if not isinstance(neighbor_labels, torch.Tensor):
+        raise TypeError(f"neighbor_labels must be a torch.Tensor, got {type(neighbor_labels).__name__}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
     if neighbor_labels.ndim != 2:
         raise ValueError(f"neighbor_labels must be [Q, k], got {tuple(neighbor_labels.shape)}")
+    if (
+        neighbor_labels.is_floating_point()
+        or neighbor_labels.is_complex()
+        or neighbor_labels.dtype == torch.bool
+    ):
+        raise TypeError(f"neighbor_labels must hold integer labels, got dtype {neighbor_labels.dtype}")
+    if neighbor_labels.shape[1] == 0:
+        raise ValueError("neighbor_labels must have at least one neighbour per row (k >= 1), got k = 0")
+    if neighbor_labels.numel() and (
+        int(neighbor_labels.min()) < 0 or int(neighbor_labels.max()) >= num_classes
+    ):
+        raise ValueError(
+            f"neighbor_labels must lie in [0, {num_classes}), got values in "
+            f"[{int(neighbor_labels.min())}, {int(neighbor_labels.max())}]"
+        )
+    neighbor_labels = neighbor_labels.long()
     counts = torch.zeros(
         neighbor_labels.shape[0], num_classes, dtype=torch.int64, device=neighbor_labels.device
     )

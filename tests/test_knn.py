@@ -254,3 +254,21 @@ def test_bad_k_and_dtypes_are_clear_errors():
         KNNClassifier().fit(torch.zeros(5, 0), y)
     with pytest.raises(ValueError, match="at least one query"):
         knn.score(torch.zeros(0, 3), torch.zeros(0, dtype=torch.int64))
+
+
+def test_majority_vote_validates_its_inputs():
+    lab = torch.tensor([[0, 1, 1], [2, 2, 0]])
+    assert majority_vote(lab.int(), 3).tolist() == [1, 2]
+    with pytest.raises(ValueError, match=r"neighbor_labels must lie in \[0, 3\), got values in \[-1, 2\]"):
+        majority_vote(torch.tensor([[0, -1], [2, 2]]), 3)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 2\)"):
+        majority_vote(lab, 2)
+    for n in (0, 2.0, None, "3"):
+        with pytest.raises(ValueError, match="num_classes must be a positive int"):
+            majority_vote(lab, n)
+    with pytest.raises(TypeError, match="integer labels, got dtype torch.float32"):
+        majority_vote(lab.float(), 3)
+    with pytest.raises(TypeError, match="must be a torch.Tensor"):
+        majority_vote(lab.numpy(), 3)
+    with pytest.raises(ValueError, match="at least one neighbour"):
+        majority_vote(torch.zeros(2, 0, dtype=torch.long), 3)

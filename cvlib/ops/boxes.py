@@ -49,6 +49,8 @@ def _upcast(t: Tensor) -> Tensor:
 def _check_tensor(x: object, name: str) -> Tensor:
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.is_complex():
+        raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
     return x
 
 
@@ -145,8 +147,12 @@ def clip_boxes_to_image(boxes: Tensor, size: tuple[int, int]) -> Tensor:
     boxes = _check_tensor(boxes, "boxes")
     if boxes.dim() == 0 or boxes.shape[-1] != 4:
         raise ValueError(f"boxes must be [..., 4], got {tuple(boxes.shape)}")
-    if len(size) != 2 or min(size) < 0:
-        raise ValueError(f"size must be (H, W) with non-negative entries, got {size!r}")
+    if (
+        not isinstance(size, (tuple, list, torch.Size))
+        or len(size) != 2
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in size)
+    ):
+        raise ValueError(f"size must be (H, W) with non-negative numbers, got {size!r}")
     h, w = size
     x = boxes[..., 0::2].clamp(min=0, max=w)
     y = boxes[..., 1::2].clamp(min=0, max=h)
@@ -474,6 +480,8 @@ def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: floa
     idxs = _check_tensor(idxs, "idxs")
     if idxs.dim() != 1 or len(idxs) != len(boxes):
         raise ValueError(f"idxs must be [N] with N = len(boxes) = {len(boxes)}, got {tuple(idxs.shape)}")
+    if idxs.is_floating_point() or idxs.dtype == torch.bool:
+        raise TypeError(f"idxs must hold integer category ids, got dtype {idxs.dtype}")
     iou_threshold = _check_iou_threshold(iou_threshold)
     if len(boxes) == 0:
         return torch.empty(0, dtype=torch.int64, device=boxes.device)

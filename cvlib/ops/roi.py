@@ -36,6 +36,8 @@ def convert_boxes_to_roi_format(boxes: list[Tensor] | Tensor, batch_size: int | 
             if not isinstance(b, Tensor) or b.dim() != 2 or b.shape[1] != 4:
                 shape = tuple(b.shape) if isinstance(b, Tensor) else type(b).__name__
                 raise ValueError(f"boxes[{i}] must be a Tensor[K, 4], got {shape}")
+            if b.is_complex() or b.dtype == torch.bool:
+                raise TypeError(f"boxes[{i}] must hold real coordinates, got dtype {b.dtype}")
         if batch_size is not None and len(boxes) != batch_size:
             raise ValueError(f"boxes must have one entry per image ({batch_size}), got {len(boxes)}")
         if not boxes:
@@ -48,6 +50,8 @@ def convert_boxes_to_roi_format(boxes: list[Tensor] | Tensor, batch_size: int | 
             raise ValueError(
                 f"boxes must be a list of Tensor[K, 4] or a Tensor[K, 5], got {tuple(boxes.shape)}"
             )
+        if boxes.is_complex() or boxes.dtype == torch.bool:
+            raise TypeError(f"boxes must hold real coordinates, got dtype {boxes.dtype}")
         rois = boxes
     else:
         raise TypeError(f"boxes must be a list of tensors or a Tensor, got {type(boxes).__name__}")
@@ -66,12 +70,23 @@ def convert_boxes_to_roi_format(boxes: list[Tensor] | Tensor, batch_size: int | 
 def _check(
     input: Tensor, boxes, output_size, spatial_scale: float, inverted: bool = True
 ) -> tuple[Tensor, tuple[int, int]]:
-    if not isinstance(input, Tensor) or input.dim() != 4:
-        shape = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
-        raise ValueError(f"input must be a Tensor[B, C, H, W], got {shape}")
-    oh, ow = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
-    if oh <= 0 or ow <= 0:
-        raise ValueError(f"output_size must be positive, got {output_size!r}")
+    if not isinstance(input, Tensor):
+        raise TypeError(f"input must be a Tensor[B, C, H, W], got {type(input).__name__}")
+    if input.dim() != 4:
+        raise ValueError(f"input must be a Tensor[B, C, H, W], got {tuple(input.shape)}")
+    if not input.is_floating_point():
+        raise TypeError(f"input must be a floating-point feature map, got dtype {input.dtype}")
+    if isinstance(output_size, int) and not isinstance(output_size, bool):
+        output_size = (output_size, output_size)
+    if (
+        not isinstance(output_size, (tuple, list))
+        or len(output_size) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in output_size)
+    ):
+        raise ValueError(
+            f"output_size must be a positive int or (out_h, out_w) of positive ints, got {output_size!r}"
+        )
+    oh, ow = output_size
     # coordinates in float32 at least: half/bfloat16 cannot represent pixel positions of large maps
     try:
         scale = float(spatial_scale)

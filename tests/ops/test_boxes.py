@@ -259,3 +259,21 @@ def test_box_coder_zero_size_boxes_are_finite():
     back = coder.decode(coder.encode(boxes, ref), ref)
     # the decoded boxes are the targets up to the 1e-3 px minimum size
     assert torch.allclose(back, boxes, atol=2e-3)
+
+
+def test_malformed_box_inputs_are_clear_errors():
+    good = torch.tensor([[0.0, 0, 1, 1]] * 3)
+    with pytest.raises(TypeError, match="boxes must hold real numbers, got dtype torch.complex64"):
+        box_area(good.to(torch.complex64))
+    with pytest.raises(TypeError, match="scores must hold real numbers"):
+        nms(good, torch.zeros(3, dtype=torch.complex64), 0.5)
+    for size in (None, 8.0, (8,), ("a", 8), (-1, 8)):
+        with pytest.raises(ValueError, match=r"size must be \(H, W\)"):
+            clip_boxes_to_image(good, size)
+    with pytest.raises(TypeError, match="idxs must hold integer category ids"):
+        batched_nms(good, torch.zeros(3), torch.zeros(3), 0.5)
+    for thr in (None, "a"):
+        with pytest.raises(TypeError, match="iou_threshold must be a float"):
+            nms(good, torch.zeros(3), thr)
+    with pytest.raises(ValueError, match=r"iou_threshold must be in \[0, 1\], got nan"):
+        batched_nms(good, torch.zeros(3), torch.zeros(3, dtype=torch.long), float("nan"))

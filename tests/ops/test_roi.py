@@ -205,3 +205,18 @@ def test_roi_align_chunked_equals_unchunked_and_memory_is_bounded():
         torch.Tensor.index_select = real
     assert out.shape == (2, 64, 7, 7)
     assert max(sizes) <= 2**24 < 2 * 504 * 504 * 64
+
+
+def test_malformed_roi_inputs_are_clear_errors():
+    feat, rois = torch.rand(1, 2, 8, 8), torch.tensor([[0.0, 0, 0, 4, 4]])
+    for size in (None, 2.0, (2,), (2, 0), "ab", True):
+        with pytest.raises(ValueError, match="output_size must be a positive int"):
+            roi_align(feat, rois, size)
+    with pytest.raises(TypeError, match="input must be a floating-point feature map, got dtype torch.int64"):
+        roi_pool(feat.long(), rois, 2)
+    with pytest.raises(TypeError, match="input must be a Tensor"):
+        roi_align(feat.numpy(), rois, 2)
+    with pytest.raises(TypeError, match=r"boxes\[0\] must hold real coordinates"):
+        roi_align(feat, [rois[:, 1:].to(torch.complex64)], 2)
+    with pytest.raises(TypeError, match="spatial_scale must be a float"):
+        roi_align(feat, rois, 2, spatial_scale="a")

@@ -488,10 +488,6 @@ def main() -> None:
     plot(old, ROOT / "book" / "_static" / "performance_ratios.png")
 
 
-if __name__ == "__main__":
-    main()
-
-
 def markdown_table(perf: dict) -> str:
     """The table of book/performance.md, from ``results.json["perf"]``."""
     rows = [
@@ -527,3 +523,7 @@ def markdown_table(perf: dict) -> str:
             f"| {'identical' if r['identical'] else 'DIFFERENT'} |"
         )
     return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -218,11 +218,10 @@ def check_model_input(model: nn.Module, x: object, *, ndim: int | tuple[int, ...
     """
     from cvlib._validate import check_image
 
-    x = check_image(x, "x", ndim=ndim, shape="[B, C, H, W]" if ndim == 4 else "")
-    first = model.__dict__.get("_cvlib_first_conv")
-    if first is None:
-        first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), False)
-        model.__dict__["_cvlib_first_conv"] = first
+    # not cached: a layer swap (transfer learning) may change the first conv
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), False)
+    c = first.in_channels if first is not False else "C"
+    x = check_image(x, "x", ndim=ndim, shape=f"[B, {c}, H, W]" if ndim == 4 else "")
     if first is not False and x.dim() == 4 and x.shape[1] != first.in_channels:
         raise ValueError(
             f"x must have {first.in_channels} channels [B, {first.in_channels}, H, W], got {tuple(x.shape)}"

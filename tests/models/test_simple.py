@@ -87,5 +87,5 @@ def test_simple_cnn_validation():
         create_model("simple_cnn", head="mean")
     with pytest.raises(ValueError, match="too small for 3 pooling stages"):
         create_model("simple_cnn", head="flatten", in_size=4)
-    with pytest.raises(ValueError, match=r"x must be \[B, C, H, W\]"):
+    with pytest.raises(ValueError, match=r"x must be \[B, 3, H, W\]"):
         create_model("simple_cnn")(torch.randn(3, 8, 8))

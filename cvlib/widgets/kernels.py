@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from cvlib._validate import check_tensor
 from cvlib.ops.filters import KERNELS, apply_kernel, get_kernel
 from cvlib.viz.filters import show_kernel_application, show_kernel_gallery
 
@@ -36,9 +37,10 @@ class KernelExplorer:
             import ipywidgets as w
         except ImportError as err:  # pragma: no cover - depends on the environment
             raise RuntimeError("the kernel explorer needs ipywidgets: pip install ipywidgets") from err
-        if not isinstance(image, Tensor):
-            raise TypeError(f"image must be a Tensor, got {type(image).__name__}")
-        if initial not in KERNELS:
+        check_tensor(
+            image, "image", ndim=(2, 3, 4), dtype="float", finite=True, nonempty=True, shape="[H, W]"
+        )
+        if not isinstance(initial, str) or initial not in KERNELS:
             raise ValueError(f"initial must be one of {tuple(KERNELS)}, got {initial!r}")
         self.image = image.detach()
         self._syncing = False

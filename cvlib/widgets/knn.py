@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from matplotlib.figure import Figure
 
+from cvlib._validate import check_int, check_tensor
 from cvlib.knn import KNNClassifier, majority_vote
 from cvlib.viz.knn import plot_knn_view
 
@@ -46,7 +47,14 @@ class KNNView:
         ks: Sequence[int] = tuple(range(1, 16)),
         classes: Sequence[str] | None = None,
     ) -> None:
-        self.ks = [int(k) for k in ks]
+        if not isinstance(knn, KNNClassifier):
+            raise TypeError(f"knn must be a fitted cvlib.knn.KNNClassifier, got {type(knn).__name__}")
+        check_tensor(train_images, "train_images", nonempty=True, shape="[N, ...]")
+        check_tensor(test_images, "test_images", nonempty=True, shape="[Q, ...]")
+        check_tensor(test_labels, "test_labels", ndim=1, dtype="int", shape="[Q] class ids")
+        if isinstance(ks, (str, bytes)) or not hasattr(ks, "__iter__"):
+            raise TypeError(f"ks must be a list of ints, got {ks!r}")
+        self.ks = [check_int(k, "ks[i]", min=1) for k in ks]
         if not self.ks or min(self.ks) < 1 or max(self.ks) > knn.n_train:
             raise ValueError(f"ks must be non-empty with values in [1, {knn.n_train}], got {list(ks)}")
         if len(train_images) != knn.n_train:
@@ -62,7 +70,8 @@ class KNNView:
         labels = knn._y_enc[self.indices]
         y = self.test_labels.to(labels.device)
         self._pred = {k: knn.classes_[majority_vote(labels[:, :k], knn.classes_.numel())] for k in self.ks}
-        self.accuracies = [float((self._pred[k] == y).double().mean()) for k in self.ks]
+        n = max(y.numel(), 1)  # counts, not a float64 mean on the device (MPS has no float64)
+        self.accuracies = [int((self._pred[k] == y).sum()) / n for k in self.ks]
 
     def prediction(self, k: int, query: int) -> int:
         """The vote of the ``k`` nearest neighbours for test image ``query``."""
@@ -101,6 +110,9 @@ class KNNExplorer:
             import ipywidgets as w
         except ImportError as err:  # pragma: no cover - depends on the environment
             raise RuntimeError("the k-NN explorer needs ipywidgets: pip install ipywidgets") from err
+        if not isinstance(view, KNNView):
+            raise TypeError(f"view must be a KNNView, got {type(view).__name__}")
+        check_int(query, "query", min=0, max=len(view.test_images) - 1)
         self.view = view
         start = view.ks[0] if k is None else k
         if start not in view.ks:

@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from cvlib._validate import check_float
 from cvlib.viz.segmentation import show_overlay
 
 __all__ = ["overlay_widget", "overlay_figure"]
@@ -26,7 +27,12 @@ def overlay_figure(
 ) -> Figure:
     """Static version of :func:`overlay_widget`: the overlay at opacity ``alpha`` with the ``visible``
     classes (names; default all) coloured."""
-    names = list(class_names)
+    if isinstance(class_names, (str, bytes)) or not hasattr(class_names, "__iter__"):
+        raise TypeError(f"class_names must be a list of str, got {class_names!r}")
+    names = [str(n) for n in class_names]
+    alpha = check_float(alpha, "alpha", min=0.0, max=1.0)
+    if visible is not None and (isinstance(visible, str) or not hasattr(visible, "__iter__")):
+        raise TypeError(f"visible must be a list of class names or None, got {visible!r}")
     unknown = [v for v in (visible or []) if v not in names]
     if unknown:
         raise ValueError(f"visible must name classes from {names}, got {unknown}")

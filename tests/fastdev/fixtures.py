@@ -280,7 +280,7 @@ def _voc_tar(path: Path, ids: dict[str, list[str]], first: int, rng: np.random.G
 
 
 def write_voc2007(
-    folder: Path, n_train: int = 4, n_val: int = 4, n_test: int = 4, seed: int = 0
+    folder: Path, n_train: int = 6, n_val: int = 6, n_test: int = 8, seed: int = 0
 ) -> dict[str, str]:
     """``VOCtrainval_06-Nov-2007.tar`` (splits train, val, trainval) and ``VOCtest_06-Nov-2007.tar``
     (test), each holding ``VOCdevkit/VOC2007/{Annotations,JPEGImages,ImageSets/Main}`` with 1-based
@@ -489,6 +489,8 @@ class RunResult:
     error: str | None = None
     error_source: str | None = None
     error_trace: str | None = None
+    cpu_seconds: float | None = None
+    peak_rss_mib: int | None = None
     later_errors: list[str] = field(default_factory=list)
 
     @property
@@ -503,7 +505,8 @@ class RunResult:
         if self.later_errors:
             state += f" (then {len(self.later_errors)} more: " + "; ".join(self.later_errors) + ")"
         slow = ", ".join(f"cell {i} {s:.1f}s" for i, s in self.slowest())
-        return f"{self.chapter}: {state} ({self.seconds:.1f} s; slowest {slow})"
+        cost = f"{self.seconds:.1f} s wall, {self.cpu_seconds} s CPU, peak {self.peak_rss_mib} MiB"
+        return f"{self.chapter}: {state} ({cost}; slowest {slow})"
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -548,18 +551,24 @@ def run_chapter(md: Path, env: dict[str, str], timeout: int = 600, keep_going: b
     full_env = {**os.environ, **env}
     full_env.pop("PYDEVD_DISABLE_FILE_VALIDATION", None)
     t0 = time.perf_counter()
-    try:
-        client.execute(env=full_env)
-    except CellExecutionError as e:
-        result.error_cell = current["index"]
-        result.error = f"{e.ename}: {e.evalue}"[:2000]
-        result.error_source = nb.cells[current["index"]].source if current["index"] is not None else None
-        result.error_trace = "\n".join(_ANSI.sub("", e.traceback).strip().splitlines()[-25:])
-    except (CellTimeoutError, DeadKernelError) as e:
-        result.error_cell = current["index"]
-        result.error = f"{type(e).__name__}: {str(e)[:1000]}"
-        result.error_source = nb.cells[current["index"]].source if current["index"] is not None else None
-    result.seconds = round(time.perf_counter() - t0, 1)
+    client.reset_execution_trackers()
+    with client.setup_kernel(env=full_env):
+        try:
+            for index, cell in enumerate(nb.cells):
+                client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
+        except CellExecutionError as e:
+            result.error_cell = current["index"]
+            result.error = f"{e.ename}: {e.evalue}"[:2000]
+            result.error_source = nb.cells[current["index"]].source if current["index"] is not None else None
+            result.error_trace = "\n".join(_ANSI.sub("", e.traceback).strip().splitlines()[-25:])
+        except (CellTimeoutError, DeadKernelError) as e:
+            result.error_cell = current["index"]
+            result.error = f"{type(e).__name__}: {str(e)[:1000]}"
+            result.error_source = nb.cells[current["index"]].source if current["index"] is not None else None
+        result.seconds = round(time.perf_counter() - t0, 1)
+        if current["index"] is not None and current["index"] not in result.cell_seconds:
+            result.cell_seconds[current["index"]] = round(time.perf_counter() - started[current["index"]], 2)
+        _probe(client, result, len(nb.cells))
     if keep_going:
         for i, cell in enumerate(nb.cells):
             if cell.cell_type != "code" or "raises-exception" in cell.metadata.get("tags", []):
@@ -574,9 +583,35 @@ def run_chapter(md: Path, env: dict[str, str], timeout: int = 600, keep_going: b
                     )
                 else:
                     result.later_errors.append(f"cell {i} {_error_of(out)[:200]}")
-    if current["index"] is not None and current["index"] not in result.cell_seconds:
-        result.cell_seconds[current["index"]] = round(time.perf_counter() - started[current["index"]], 2)
     return result
+
+
+_PROBE = """
+import json as _json, resource as _resource
+_self, _kids = _resource.getrusage(_resource.RUSAGE_SELF), _resource.getrusage(_resource.RUSAGE_CHILDREN)
+_cpu = _self.ru_utime + _self.ru_stime + _kids.ru_utime + _kids.ru_stime
+_rss = max(_self.ru_maxrss, _kids.ru_maxrss) / 1024
+print("FASTDEV-PROBE", _json.dumps({"cpu_s": _cpu, "peak_rss_mib": _rss}))
+"""
+
+
+def _probe(client, result: RunResult, index: int) -> None:
+    """The kernel's CPU seconds (with its children) and peak resident memory, after the chapter."""
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell(_PROBE)
+    try:
+        client.execute_cell(cell, index)
+    except Exception:  # noqa: BLE001, S110 - nbclient's bookkeeping of an extra cell; outputs are read below
+        pass
+    finally:
+        result.cell_seconds.pop(index, None)
+    for out in cell.get("outputs", []):
+        for line in out.get("text", "").splitlines():
+            if line.startswith("FASTDEV-PROBE "):
+                probe = json.loads(line.split(" ", 1)[1])
+                result.cpu_seconds = round(probe["cpu_s"], 1)
+                result.peak_rss_mib = round(probe["peak_rss_mib"])
 
 
 def chapters() -> list[Path]:

@@ -86,7 +86,7 @@ print(json.dumps(out))
     assert out["cifar"] == [[300, 3, 32, 32], [30] * 10]
     assert out["isbi"] == [[30, 1, 512, 512], [30, 512, 512], [0, 1]]
     assert out["pets"] == [37, 37, [3, 224, 224], [0, 1, 255]]
-    assert out["voc"] == [8, 4, [3], 4, False]
+    assert out["voc"] == [12, 8, [3], 4, False]
 
 
 @pytest.mark.fastdev

@@ -303,18 +303,7 @@ OWNERS = {
     "optim.": "train",
     "transforms.": "data/transforms",
 }
-KNOWN_FAILING: set[str] = {
-    "profile.count_macs-arg1",
-    "distill.kd_loss-arg0",
-    "distill.kd_loss-arg1",
-    "distill.kd_loss-arg2",
-    "loop.default_loss-arg0",
-    "loop.default_loss-arg1",
-    "loop.predict-arg1",
-    "optim.create_optimizer-arg0",
-    "optim.WarmupCosine-arg0",
-    "optim.WarmupCosine-arg1",
-}
+KNOWN_FAILING: set[str] = set()
 
 
 def _params():

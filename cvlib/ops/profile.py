@@ -31,7 +31,12 @@ def _check_model(model: object) -> None:
 
 
 def _check_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
-    shape = tuple(int(s) for s in input_shape)
+    ok = isinstance(input_shape, (tuple, list, torch.Size)) and all(
+        isinstance(s, int) and not isinstance(s, bool) for s in input_shape
+    )
+    if not ok:
+        raise TypeError(f"input_shape must be a tuple of ints [B, C, ...], got {input_shape!r}")
+    shape = tuple(input_shape)
     if len(shape) < 2 or any(s < 1 for s in shape):
         raise ValueError(f"input_shape must be positive sizes [B, C, ...], got {tuple(input_shape)}")
     return shape

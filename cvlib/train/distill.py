@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cvlib._validate import check_class_ids, check_float, check_tensor
+
 __all__ = ["kd_loss", "Distiller"]
 
 
@@ -38,15 +40,20 @@ def kd_loss(
     Returns:
         scalar Tensor.
     """
-    if student_logits.shape != teacher_logits.shape or student_logits.ndim != 2:
+    check_tensor(student_logits, "student_logits", ndim=2, dtype="float", finite=True, shape="[B, K]")
+    check_tensor(teacher_logits, "teacher_logits", ndim=2, dtype="float", finite=True, shape="[B, K]")
+    if student_logits.shape != teacher_logits.shape or student_logits.numel() == 0:
         raise ValueError(
             f"student and teacher logits must both be [B, K], got {tuple(student_logits.shape)} and "
             f"{tuple(teacher_logits.shape)}"
         )
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    temperature = check_float(temperature, "temperature", min=0.0, min_open=True)
+    alpha = check_float(alpha, "alpha", min=0.0, max=1.0)
+    if target is not None:
+        check_tensor(target, "target", ndim=1, dtype="int", shape="[B]")
+        if len(target) != len(student_logits):
+            raise ValueError(f"target must have B={len(student_logits)} labels, got {len(target)}")
+        check_class_ids(target, "target", student_logits.shape[1])
     t = float(temperature)
     log_p_s = F.log_softmax(student_logits.float() / t, dim=1)
     log_p_t = F.log_softmax(teacher_logits.detach().float() / t, dim=1)

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from cvlib._validate import check_class_ids, check_tensor
 from cvlib.metrics.classification import get_metric
 from cvlib.runtime import fast_dev_run, get_device, module_device, run_on
 from cvlib.train.amp import autocast_for, grad_scaler_for, resolve_amp_dtype, use_channels_last
@@ -56,7 +57,29 @@ IGNORE_INDEX = 255  # segmentation "void"/boundary label (PASCAL VOC convention)
 
 
 # --------------------------------------------------------------------------------------------- losses
+def _check_loss_inputs(output: Any, target: Any) -> None:
+    """Shapes and dtypes that cross-entropy accepts, checked before torch sees them."""
+    check_tensor(output, "output", ndim=(2, 4), dtype="float", shape="[B, K] or [B, K, H, W]")
+    check_tensor(target, "target", dtype=("int", "float"), shape="[B], [B, H, W] or soft [B, K]")
+    if output.shape[0] == 0 or output.shape[1] == 0:
+        raise ValueError(f"output must have at least one sample and one class, got {tuple(output.shape)}")
+    if target.is_floating_point():
+        if target.shape != output.shape:
+            raise ValueError(
+                f"float target holds soft labels and must have output's shape {tuple(output.shape)}, "
+                f"got {tuple(target.shape)}; class ids must be an integer tensor (target.long())"
+            )
+        return
+    expected = (output.shape[0], *output.shape[2:])
+    if tuple(target.shape) != expected:
+        raise ValueError(f"target must be class ids of shape {expected}, got {tuple(target.shape)}")
+    check_class_ids(
+        target, "target", output.shape[1], ignore_index=IGNORE_INDEX if target.ndim >= 2 else None
+    )
+
+
 def _ce(output: torch.Tensor, target: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+    _check_loss_inputs(output, target)
     ignore = IGNORE_INDEX if (not target.is_floating_point() and target.ndim >= 2) else -100
     return F.cross_entropy(output.float(), target, label_smoothing=label_smoothing, ignore_index=ignore)
 
@@ -72,6 +95,10 @@ def default_loss(output: Any, target: torch.Tensor, label_smoothing: float = 0.0
         label_smoothing: epsilon of label smoothing (0 = off).
     """
     if isinstance(output, (tuple, list)):
+        if not output:
+            raise ValueError(
+                "output must be logits or a non-empty tuple (main, aux1, ...), got an empty tuple"
+            )
         main, *aux = output
         loss = _ce(main, target, label_smoothing)
         if aux:
@@ -876,6 +903,19 @@ def _placeholder(out: Any, n: int) -> Any:
     return None
 
 
+def _forward_checked(model: nn.Module, xb: torch.Tensor, first: bool) -> Any:
+    """``model(xb)``; on the first batch an error from inside torch is re-raised naming ``x``."""
+    if not first:
+        return model(xb)
+    try:
+        return model(xb)
+    except (RuntimeError, IndexError) as e:
+        raise ValueError(
+            f"the model could not run on a batch of x (dtype {xb.dtype}, shape {tuple(xb.shape)}); "
+            f"check x's layout against the model's input: {e}"
+        ) from e
+
+
 def predict(
     model: nn.Module,
     x: torch.Tensor,
@@ -907,6 +947,12 @@ def predict(
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a Tensor, got {type(x).__name__}")
+    if x.dim() == 0 or x.dtype == torch.bool or x.is_complex():
+        raise TypeError(
+            f"x must be a real tensor [N, ...] with N >= 0 samples, got {x.dtype} {list(x.shape)}"
+        )
+    if x.is_floating_point() and x.numel() and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"x must be finite, got NaN or inf values in {x.dtype} {list(x.shape)}")
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     dev = get_device(device) if device is not None else get_device()
@@ -917,7 +963,7 @@ def predict(
         for i in range(0, stop, batch_size):
             _, ctx = autocast_for(dev, amp)
             with ctx:
-                out = model(x[i : i + batch_size].to(dev, non_blocking=True))
+                out = _forward_checked(model, x[i : i + batch_size].to(dev, non_blocking=True), i == 0)
             outs.append(out)
     if outs and stop < len(x):
         rest = _placeholder(outs[-1], len(x) - stop)

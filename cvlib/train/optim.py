@@ -13,6 +13,8 @@ import math
 import torch
 from torch import nn
 
+from cvlib._validate import check_float, check_int
+
 __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
@@ -67,10 +69,12 @@ def create_optimizer(
     betas: tuple[float, float] = (0.9, 0.999),
 ) -> torch.optim.Optimizer:
     """Build ``"sgd"`` (momentum 0.9), ``"adamw"`` or ``"adam"`` with decay that skips norms and biases."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS} or a torch.optim.Optimizer, got {name!r}")
-    if lr <= 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
+    lr = check_float(lr, "lr", min=0.0, min_open=True)
+    weight_decay = check_float(weight_decay, "weight_decay", min=0.0)
     groups = param_groups(model, weight_decay)
     if not groups:
         raise ValueError("model has no trainable parameters")
@@ -88,9 +92,9 @@ class WarmupCosine:
     """
 
     def __init__(self, total_steps: int, warmup_steps: int = 0, final: float = 0.0) -> None:
-        self.total_steps = int(total_steps)
-        self.warmup_steps = int(warmup_steps)
-        self.final = float(final)
+        self.total_steps = check_int(total_steps, "total_steps", min=1)
+        self.warmup_steps = check_int(warmup_steps, "warmup_steps", min=0)
+        self.final = check_float(final, "final", min=0.0, max=1.0)
 
     def __call__(self, step: int) -> float:
         if step < self.warmup_steps:

@@ -34,8 +34,12 @@ def test_kd_loss_errors_and_gradients():
     t = torch.randn(4, 5, requires_grad=True)
     kd_loss(s, t, torch.zeros(4, dtype=torch.long)).backward()
     assert s.grad is not None and t.grad is None  # the teacher gets no gradient
-    with pytest.raises(ValueError, match="temperature must be > 0"):
+    with pytest.raises(ValueError, match=r"temperature must be in \(0"):
         kd_loss(s, t, temperature=0)
+    with pytest.raises(ValueError, match="target holds class id 7"):
+        kd_loss(s, t, torch.tensor([0, 1, 7, 2]))
+    with pytest.raises(ValueError, match="student_logits must be finite"):
+        kd_loss(torch.full((4, 5), float("nan")), t)
     with pytest.raises(ValueError, match=r"must both be \[B, K\]"):
         kd_loss(s, t[:, :3])
 

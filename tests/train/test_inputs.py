@@ -124,3 +124,27 @@ def test_fast_dev_run_predict_keeps_detection_output_length(monkeypatch):
     preds = predict(_BoxCounter(), torch.ones(5, 3, 4, 4), batch_size=2, device="cpu")
     assert len(preds) == 5 and all(set(p) == {"count"} for p in preds)
     assert all(p["count"].numel() == 0 for p in preds[2:])
+
+
+def test_default_loss_names_bad_targets_before_torch_sees_them():
+    from cvlib.train.loop import default_loss
+
+    logits = torch.randn(3, 4)
+    with pytest.raises(ValueError, match="target holds class id 9"):
+        default_loss(logits, torch.tensor([0, 9, 1]))
+    with pytest.raises(ValueError, match=r"class ids of shape \(3,\)"):
+        default_loss(logits, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="soft labels"):
+        default_loss(logits, torch.tensor([0.0, 1.0, 2.0]))
+    with pytest.raises(ValueError, match="non-empty tuple"):
+        default_loss((), torch.tensor([0, 1, 2]))
+
+
+def test_predict_names_x_when_the_model_cannot_run_on_it():
+    from cvlib.train import predict
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.Flatten())
+    with pytest.raises(ValueError, match=r"shape \(1, 2, 3, 8, 8\)"):
+        predict(model, torch.rand(2, 3, 8, 8)[None], device="cpu")
+    with pytest.raises(ValueError, match="x must be finite"):
+        predict(model, torch.full((2, 3, 8, 8), float("nan")), device="cpu")

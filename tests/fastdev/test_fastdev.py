@@ -35,10 +35,18 @@ def test_chapter_full_configuration(md: Path, fastdev_env: dict[str, str]) -> No
                 + "\n"
             )
     if not result.ok:
+        hint = ""
+        if result.error and result.error.startswith("AssertionError"):
+            hint = (
+                "\n(an assertion on a measured number? Under CVLIB_FAST_DEV_RUN nothing is trained: guard "
+                "the chapter's lesson checks with `if not cvlib.fast_dev_run():`)"
+            )
+        elif result.error and "values" in result.error and "epoch" in (result.error_source or ""):
+            hint = "\n(fit runs one epoch under CVLIB_FAST_DEV_RUN: take the epoch axis from the history)"
         pytest.fail(
             f"{md.name} (CVLIB_SIZE=full, CVLIB_FAST_DEV_RUN={fixtures.FAST_DEV_STEPS}) failed in cell "
             f"{result.error_cell} after {result.seconds:.0f} s:\n{result.error}\n--- cell source ---\n"
-            f"{result.error_source}\n--- traceback (end) ---\n{result.error_trace}",
+            f"{result.error_source}\n--- traceback (end) ---\n{result.error_trace}{hint}",
             pytrace=False,
         )
 

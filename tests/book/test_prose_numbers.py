@@ -30,6 +30,7 @@ CHECKED_CHAPTERS: list[str] = [
     "ch01_knn",
     "ch02_cnn_basics",
     "ch03_classic_cnns",
+    "ch04_going_deeper",
     "ch05_comparing",
     "ch08_detection",
 ]

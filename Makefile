@@ -61,7 +61,7 @@ bench: venv
 # Fast-dev-run of every chapter's full configuration (CVLIB_SIZE=full, loops capped to one step, fixture
 # data in the real formats, random ImageNet weights in torchvision's layout, offline): tests/fastdev.
 fastdev: venv
-	OMP_NUM_THREADS=1 $(PY) -m pytest -p no:cacheprovider -q tests/fastdev
+	OMP_NUM_THREADS=1 $(PY) -m pytest -p no:cacheprovider -q -m fastdev tests/fastdev
 
 clean:
 	rm -rf _build .pytest_cache

@@ -387,8 +387,7 @@ def models_with_weights(md: Path) -> list[str]:
     for cell in cells:
         if "weights_backbone" in cell and re.search(r"weights_backbone\s*=\s*(?!None)", cell):
             found.add("resnet50")
-        passes = re.search(r"(?<![\w_])weights\s*=\s*[\"'A-Za-z]", cell)
-        if passes and "weights=None" not in cell.replace(" ", ""):
+        if re.search(r"(?<![\w])weights\s*=\s*(?!None\b)[\"'A-Za-z]", cell):  # a weight tag is passed
             found |= {m for m in re.findall(r"[\"']([a-z0-9_]+)[\"']", cell) if m in known}
     return sorted(found)
 

@@ -160,5 +160,8 @@ def test_models_with_weights_scan(tmp_path: Path) -> None:
         '```{code-cell} ipython3\nd = create_model("fcos_resnet50_fpn",\n'
         '                 weights_backbone="imagenet")\n```\n'
         '```{code-cell} ipython3\nv = create_model("vgg16")\n```\n'
+        '```{code-cell} ipython3\ncfg = pick(small=dict(arch="simple_cnn", weights=None),\n'
+        '           full=dict(arch="resnet34", weights="imagenet"))\n```\n'
+        '```{code-cell} ipython3\nknn = KNN(weights=None)\nname = "alexnet"\n```\n'
     )
-    assert fixtures.models_with_weights(md) == ["resnet18", "resnet50"]
+    assert fixtures.models_with_weights(md) == ["resnet18", "resnet34", "resnet50"]

@@ -563,14 +563,14 @@ def distillation() -> Figure:
 
 @register(
     "transfer_learning",
-    chapter="ch06",
+    chapter="ch14",
     caption="Transfer learning: keep a backbone pretrained on a large dataset, replace its head with one for "
     "the new classes, then either freeze the backbone (feature extraction) or fine-tune it with a "
     "smaller learning rate than the new head.",
     alt="""Three rows. Top, 'pretrained on ImageNet': image, a blue backbone box and a pale '1000-way
     head' box with a red dashed outline, marked 'dropped'. Middle, 'feature extraction': the same backbone
-    in grey noted 'frozen, lr = 0', followed by a green 'new head' box noted 'trained, lr' for the 37 pet
-    breeds. Bottom, 'fine-tuning': the backbone in blue noted 'trained, lr / 10', followed by the green
+    in grey noted 'frozen, lr = 0', followed by a green 'new head' box noted 'trained, lr' for the new
+    classes. Bottom, 'fine-tuning': the backbone in blue noted 'trained, lr / 10', followed by the green
     new head noted 'trained, lr'. Dashed arrows copy the backbone weights from the top row down to the
     two lower rows.""",
 )
@@ -603,7 +603,7 @@ def transfer_learning() -> Figure:
             block(ax, 4.75, y, 1.3, 0.6, "new head", color="#41ab5d")
             label(ax, 5.4, y - 0.14, "trained, lr")
             label(ax, 3.55, y - 0.14, "frozen, lr = 0" if r == 1 else "trained, lr / 10")
-            label(ax, 6.5, y + 0.3, "37 pet\nbreeds")
+            label(ax, 6.5, y + 0.3, "new\nclasses")
     arrow(ax, (4.3, 2.75), (4.3, 2.15), color=PALETTE["accent2"], ls="--")
     arrow(ax, (4.3, 1.55), (4.3, 0.95), color=PALETTE["accent2"], ls="--")
     return fig

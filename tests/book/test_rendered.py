@@ -92,12 +92,6 @@ KNOWN_DEFECTS: dict[tuple[str, str], str] = {
     ("ch11_mobilenetv2", "unlinked glossary term"): "Depthwise-separable convolution, Inverted residual, MAC",
     ("ch11_mobilenetv2", "wide code"): "11 code line(s) over about 80 characters",
     ("ch11_mobilenetv2", "wide output"): "6 stored output(s), the run_info line among them",
-    ("ch12_explanations", "unlinked glossary term"): "Global average pooling, Ground truth",
-    ("ch12_explanations", "wide code"): "12 code line(s) over about 80 characters",
-    ("ch12_explanations", "wide output"): "1 stored output(s), the run_info line among them",
-    ("ch13_pix2pix", "unlinked glossary term"): "PatchGAN, Receptive field, Transposed convolution",
-    ("ch13_pix2pix", "wide code"): "6 code line(s) over about 80 characters",
-    ("ch13_pix2pix", "wide output"): "2 stored output(s), the run_info line among them",
 }
 
 PROBE_JS = Path(__file__).with_name("probe.js")  # the checks, run inside Chromium

@@ -151,7 +151,8 @@ class LocallyConnected2d(nn.Module):
                 f"x must be [B, {self.in_channels}, {self.in_size[0]}, {self.in_size[1]}], "
                 f"got {tuple(x.shape)}"
             )
-        cols = F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)  # [B, C_in*kh*kw, L]
+        # cols: [B, C_in*kh*kw, L], one column per output position
+        cols = F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)
         out = torch.einsum("bfl,lof->bol", cols, self.weight)  # [B, C_out, L]
         out = out.reshape(x.shape[0], self.out_channels, *self.out_size)  # [B, C_out, H_out, W_out]
         return out if self.bias is None else out + self.bias

@@ -385,9 +385,9 @@ def models_with_weights(md: Path) -> list[str]:
     cells = re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", md.read_text(), flags=re.S)
     found = set()
     for cell in cells:
-        if "weights_backbone" in cell and re.search(r"weights_backbone\s*=\s*(?!None)", cell):
+        if re.search(r"weights_backbone[\"']?\s*[=:]\s*(?!None\b)[\"'A-Za-z]", cell):  # also {"...": ...}
             found.add("resnet50")
-        if re.search(r"(?<![\w])weights\s*=\s*(?!None\b)[\"'A-Za-z]", cell):  # a weight tag is passed
+        if re.search(r"(?<![\w])weights[\"']?\s*[=:]\s*(?!None\b)[\"'A-Za-z]", cell):  # a tag is passed
             found |= {m for m in re.findall(r"[\"']([a-z0-9_]+)[\"']", cell) if m in known}
     return sorted(found)
 

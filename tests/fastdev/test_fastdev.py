@@ -165,3 +165,5 @@ def test_models_with_weights_scan(tmp_path: Path) -> None:
         '```{code-cell} ipython3\nknn = KNN(weights=None)\nname = "alexnet"\n```\n'
     )
     assert fixtures.models_with_weights(md) == ["resnet18", "resnet34", "resnet50"]
+    md.write_text('```{code-cell} ipython3\ncfg = dict(backbone={"weights_backbone": "imagenet"})\n```\n')
+    assert fixtures.models_with_weights(md) == ["resnet50"]

@@ -232,6 +232,22 @@ def test_pix2pix_losses_and_gradient_routing():
     assert out.shape == (2, 3, 32, 32) and 0 <= float(out.min()) and float(out.max()) <= 1
 
 
+def test_pix2pix_one_channel_losses_and_target_check():
+    # the edges -> items configuration of the pix2pix chapter: 1 channel in, 1 channel out
+    model = create_model("pix2pix_small", in_channels=1, out_channels=1)
+    x, y = (torch.rand(2, 1, 32, 32) > 0.8).float(), torch.rand(2, 1, 32, 32)
+    torch.manual_seed(0)
+    losses = model(x, y)
+    torch.manual_seed(0)  # the same dropout masks: forward runs the generator first
+    fake = model.generator(x)
+    assert torch.allclose(losses["loss_l1"], 100 * (fake - (2 * y - 1)).abs().mean())
+    assert float(losses["loss_g_gan"]) > 0 and float(losses["loss_d"]) > 0
+    with pytest.raises(ValueError, match=r"matching x \(2, 1, 32, 32\), got \(2, 1, 16, 16\)"):
+        model(x, torch.rand(2, 1, 16, 16))
+    with torch.no_grad():
+        assert model.eval()(x).shape == (2, 1, 32, 32)
+
+
 def test_pix2pix_paper_sizes():
     model = create_model("pix2pix")
     # the reference implementation's unet_256 generator and 3-layer PatchGAN for 3 -> 3 channels

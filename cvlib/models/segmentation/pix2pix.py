@@ -154,24 +154,34 @@ class Pix2Pix(nn.Module):
         """G(x) mapped to [0, 1]."""
         return (self.generator(x) + 1) / 2
 
-    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor | dict[str, Tensor]:
+    def forward(
+        self,
+        x: Tensor,
+        y: Tensor | None = None,
+    ) -> Tensor | dict[str, Tensor]:
         x = check_model_input(self, x)
         if x.dim() != 4:
             raise ValueError(f"x must be [B, C, H, W], got {tuple(x.shape)}")
         if not self.training or y is None:
             return self.generate(x)
         if y.shape[0] != x.shape[0] or y.shape[-2:] != x.shape[-2:]:
-            raise ValueError(f"y must be [B, C_out, H, W] matching x {tuple(x.shape)}, got {tuple(y.shape)}")
+            got, x_shape = tuple(y.shape), tuple(x.shape)
+            msg = f"y must be [B, C_out, H, W] matching x {x_shape}"
+            raise ValueError(f"{msg}, got {got}")
         real = y * 2 - 1  # [0, 1] -> [-1, 1]
         fake = self.generator(x)
         d_real = self.discriminator(torch.cat([x, real], 1))
         d_fake = self.discriminator(torch.cat([x, fake.detach()], 1))
         bce = F.binary_cross_entropy_with_logits
-        loss_d = 0.5 * (bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake)))
-        # G's adversarial term through D with frozen (detached) parameters: no gradient reaches D
-        frozen = {k: v.detach() for k, v in self.discriminator.named_parameters()}
-        frozen.update(dict(self.discriminator.named_buffers()))
-        d_gen = functional_call(self.discriminator, frozen, (torch.cat([x, fake], 1),))
+        loss_real = bce(d_real, torch.ones_like(d_real))
+        loss_fake = bce(d_fake, torch.zeros_like(d_fake))
+        loss_d = 0.5 * (loss_real + loss_fake)
+        # G's adversarial term through D with detached parameters:
+        # no gradient reaches D
+        d = self.discriminator
+        frozen = {k: v.detach() for k, v in d.named_parameters()}
+        frozen.update(dict(d.named_buffers()))
+        d_gen = functional_call(d, frozen, (torch.cat([x, fake], 1),))
         loss_g = bce(d_gen, torch.ones_like(d_gen))
         return {
             "loss_d": loss_d,

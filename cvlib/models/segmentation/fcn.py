@@ -140,7 +140,8 @@ class FCN(nn.Module):
         if x.dim() != 4:
             raise ValueError(f"x must be [B, C, H, W], got {tuple(x.shape)}")
         h, w = x.shape[-2:]
-        x = F.pad(x, (0, -w % 32, 0, -h % 32))  # to a multiple of 32 (the paper crops instead)
+        # pad to a multiple of 32 (the paper crops instead)
+        x = F.pad(x, (0, -w % 32, 0, -h % 32))
         pool3, pool4, pool5 = self.forward_features(x)
         score = self.score_fr(self.fc7(self.fc6(pool5)))  # [B, K, H/32, W/32]
         if self.variant != "32s":

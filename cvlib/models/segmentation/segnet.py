@@ -63,7 +63,8 @@ class SegNet(nn.Module):
         for stage in self.encoder:
             x = stage(x)
             sizes.append(x.shape[-2:])
-            x, idx = F.max_pool2d(x, 2, 2, return_indices=True)  # [B, C, H/2, W/2] + argmax positions
+            # x: [B, C, H/2, W/2]; idx: the argmax positions the decoder unpools to
+            x, idx = F.max_pool2d(x, 2, 2, return_indices=True)
             indices.append(idx)
         for stage, idx, size in zip(self.decoder, reversed(indices), reversed(sizes)):
             x = F.max_unpool2d(x, idx, 2, 2, output_size=size)  # sparse [B, C, 2h, 2w]

@@ -34,6 +34,7 @@ CHECKED_CHAPTERS: list[str] = [
     "ch05_comparing",
     "ch07_segmentation",
     "ch08_detection",
+    "ch10_distillation",
     "ch12_explanations",
     "ch13_pix2pix",
 ]

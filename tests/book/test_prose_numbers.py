@@ -35,6 +35,7 @@ CHECKED_CHAPTERS: list[str] = [
     "ch07_segmentation",
     "ch08_detection",
     "ch10_distillation",
+    "ch11_mobilenetv2",
     "ch12_explanations",
     "ch13_pix2pix",
 ]

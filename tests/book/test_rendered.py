@@ -77,7 +77,7 @@ KNOWN_DEFECTS: dict[tuple[str, str], str] = {
     ("ch11_mobilenetv2", "unlinked glossary term"): "Depthwise-separable convolution, Inverted residual, MAC",
     ("ch11_mobilenetv2", "wide code"): "11 code line(s) over about 80 characters",
     ("ch11_mobilenetv2", "wide output"): "6 stored output(s), the run_info line among them",
-    ("ch12_explanations", "wide code"): "the literalincluded cam/grad_cam of cvlib/viz/explain.py (long lines)",
+    ("ch12_explanations", "wide code"): "the listed cam/grad_cam of cvlib/viz/explain.py (long lines)",
 }
 
 PROBE_JS = Path(__file__).with_name("probe.js")  # the checks, run inside Chromium

@@ -217,7 +217,8 @@ def run_info(dataset: str, device: torch.device | str | None = None) -> str:
     if dev.type == "cuda":
         name += f" ({torch.cuda.get_device_name(dev)})"
     elif dev.type == "cpu":
-        name += f" ({platform.machine()}, {torch.get_num_threads()} threads)"
+        n = torch.get_num_threads()
+        name += f" ({platform.machine()}, {n} thread{'' if n == 1 else 's'})"
     data = textwrap.wrap(str(dataset), width=72) or [""]
     lines = [f"device: {name}", f"size:   {size()}   torch {torch.__version__}", f"data:   {data[0]}"]
     lines += [f"        {rest}" for rest in data[1:]]

@@ -61,7 +61,6 @@ CHECKS = (
 
 # (page stem, check) -> why it fails today. Chapter authors: fix the page, then delete the entry.
 KNOWN_DEFECTS: dict[tuple[str, str], str] = {
-    ("ch04_going_deeper", "wide code"): "literalinclude of googlenet.Inception (library lines up to 110)",
     ("ch06_coarse_fine", "unlinked glossary term"): "Backbone",
     ("ch06_coarse_fine", "wide code"): "11 code line(s) over about 80 characters",
     ("ch06_coarse_fine", "wide output"): "2 stored output(s), the run_info line among them",
@@ -72,8 +71,6 @@ KNOWN_DEFECTS: dict[tuple[str, str], str] = {
     ("ch08_detection", "wide output"): "3 stored output(s), the run_info line among them",
     ("ch09_augmentation", "wide code"): "12 code line(s) over about 80 characters",
     ("ch09_augmentation", "wide output"): "1 stored output(s), the run_info line among them",
-    ("ch11_mobilenetv2", "wide code"): "literalinclude of mobilenet.InvertedResidual (library lines)",
-    ("ch12_explanations", "wide code"): "the listed cam/grad_cam of cvlib/viz/explain.py (long lines)",
 }
 
 PROBE_JS = Path(__file__).with_name("probe.js")  # the checks, run inside Chromium

@@ -110,6 +110,14 @@ def count_macs(
     return out
 
 
+def _fast_dev_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """``shape`` with its batch dimension capped to ``fast_dev_run()`` when that is set."""
+    n = fast_dev_run()
+    if n is None or shape[0] <= n:
+        return shape
+    return (n, *shape[1:])
+
+
 def _device_of(model: nn.Module, device: torch.device | str | None) -> torch.device:
     if device is not None:
         return torch.device(device)
@@ -135,6 +143,10 @@ def measure_latency(
     The model runs on ``device`` (default: where its parameters are) in eval mode under
     ``torch.inference_mode``; CUDA is synchronised around each pass. Afterwards the model is back on
     its device and in its train/eval mode.
+
+    Under ``CVLIB_FAST_DEV_RUN=N`` (:func:`cvlib.runtime.fast_dev_run`) the batch dimension
+    ``input_shape[0]`` is capped to ``N``, with no warm-up and one repetition: a smoke run whose
+    number is meaningless as a measurement.
     """
     _check_model(model)
     shape = _check_shape(input_shape)
@@ -142,6 +154,7 @@ def measure_latency(
         raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats} and {warmup}")
     if fast_dev_run() is not None:
         warmup, repeats = 0, 1
+        shape = _fast_dev_shape(shape)
     dev = _device_of(model, device)
     times = []
     with run_on(model, dev, train=False), torch.inference_mode():
@@ -164,9 +177,15 @@ def measure_throughput(
     warmup: int = 2,
     repeats: int = 5,
 ) -> float:
-    """Images per second of eval-mode inference at batch size ``input_shape[0]`` (median over repeats)."""
-    ms = measure_latency(model, input_shape, device=device, warmup=warmup, repeats=repeats)
-    return input_shape[0] / (ms / 1e3)
+    """Images per second of eval-mode inference at batch size ``input_shape[0]`` (median over repeats).
+
+    Under ``CVLIB_FAST_DEV_RUN=N`` the batch is capped to ``N`` (one repetition, no warm-up, see
+    :func:`measure_latency`); the number is then meaningless as a measurement.
+    """
+    _check_model(model)
+    shape = _fast_dev_shape(_check_shape(input_shape))
+    ms = measure_latency(model, shape, device=device, warmup=warmup, repeats=repeats)
+    return shape[0] / (ms / 1e3)
 
 
 def peak_memory(
@@ -184,9 +203,13 @@ def peak_memory(
     bytes of the tensors autograd saves for the backward pass (each storage counted once). The latter
     is what grows with batch size and depth; it leaves out temporary buffers, so it is a lower bound.
     Afterwards the model is back on its device and in its train/eval mode, with no gradients.
+
+    Under ``CVLIB_FAST_DEV_RUN=N`` (:func:`cvlib.runtime.fast_dev_run`) the batch dimension
+    ``input_shape[0]`` is capped to ``N`` so the smoke run stays small; the number is then meaningless
+    as a measurement of the requested batch.
     """
     _check_model(model)
-    shape = _check_shape(input_shape)
+    shape = _fast_dev_shape(_check_shape(input_shape))
     dev = _device_of(model, device)
     with run_on(model, dev, train=training):
         return _peak_memory(model, shape, training, dev)

@@ -88,3 +88,25 @@ def test_timing_restores_mode_and_fast_dev_run_times_once(monkeypatch):
     calls.clear()
     measure_throughput(net, (2, 3, 16, 16), warmup=2, repeats=5)
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_fast_dev_run_caps_the_batch(monkeypatch, n):
+    net = _net()
+    batches = []
+    net.register_forward_pre_hook(lambda m, a: batches.append(a[0].shape[0]))
+    full = peak_memory(net, (32, 3, 16, 16))
+    monkeypatch.setenv("CVLIB_FAST_DEV_RUN", str(n))
+    batches.clear()
+    capped = peak_memory(net, (32, 3, 16, 16))
+    assert batches == [n] and capped < full  # only n images' activations are kept
+    assert capped == peak_memory(net, (n, 3, 16, 16))
+    batches.clear()
+    measure_latency(net, (32, 3, 16, 16), warmup=3, repeats=4)
+    assert batches == [n]  # no warm-up, one repetition, batch capped
+    batches.clear()
+    assert measure_throughput(net, (32, 3, 16, 16)) > 0
+    assert batches == [n]
+    batches.clear()
+    peak_memory(net, (1, 3, 16, 16), training=False)  # a batch below the cap is left alone
+    assert batches == [1]

@@ -34,6 +34,7 @@ CHECKED_CHAPTERS: list[str] = [
     "ch05_comparing",
     "ch07_segmentation",
     "ch08_detection",
+    "ch09_augmentation",
     "ch10_distillation",
     "ch11_mobilenetv2",
     "ch12_explanations",

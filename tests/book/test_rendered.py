@@ -69,8 +69,6 @@ KNOWN_DEFECTS: dict[tuple[str, str], str] = {
     ("ch08_detection", "unlinked glossary term"): "Anchor, Backbone, Box regression, ...",
     ("ch08_detection", "wide code"): "17 code line(s) over about 80 characters",
     ("ch08_detection", "wide output"): "3 stored output(s), the run_info line among them",
-    ("ch09_augmentation", "wide code"): "12 code line(s) over about 80 characters",
-    ("ch09_augmentation", "wide output"): "1 stored output(s), the run_info line among them",
 }
 
 PROBE_JS = Path(__file__).with_name("probe.js")  # the checks, run inside Chromium

@@ -39,6 +39,8 @@ import time
 import numpy as np
 import torch
 
+from cvlib.runtime import fast_dev_run
+
 __all__ = [
     "METRICS",
     "KNNClassifier",
@@ -49,6 +51,8 @@ __all__ = [
 ]
 
 METRICS = ("l2", "l1", "cosine")
+#: the largest training-set size :func:`measure_scaling` measures under ``CVLIB_FAST_DEV_RUN``
+FAST_DEV_MAX_TRAIN = 2048
 
 
 def _as_float_matrix(x: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
@@ -435,7 +439,22 @@ def measure_scaling(
     """Measure query time and stored memory of k-NN for growing training-set sizes.
 
     For each ``n`` in ``sizes`` the first ``n`` rows of ``(x, y)`` are memorised and all
-    ``queries`` are classified; the best of ``repeats`` wall-clock times is kept.
+    ``queries`` are classified after one warm-up query; the best of ``repeats`` wall-clock times
+    is kept.
+
+    Under ``CVLIB_FAST_DEV_RUN=N`` (:func:`cvlib.runtime.fast_dev_run`) this is a smoke run whose
+    numbers are meaningless: the sizes are scaled down proportionally so the largest is at most
+    ``FAST_DEV_MAX_TRAIN`` (each at least ``k``), only the first ``N`` queries are classified, once,
+    with no warm-up. ``n_train`` reports the sizes actually measured.
+
+    Args:
+        x (Tensor[M, D]): training samples.
+        y (Tensor[M]): their integer labels.
+        queries (Tensor[Q, D]): the samples to classify.
+        sizes: training-set sizes, each in ``[k, M]``.
+        k: neighbours that vote.
+        metric: see :class:`KNNClassifier`.
+        repeats: timed repetitions (>= 1) per size.
 
     Returns:
         ``{"n_train": [...], "seconds_per_query": [...], "memory_bytes": [...]}``.
@@ -443,10 +462,21 @@ def measure_scaling(
     sizes = [int(n) for n in sizes]
     if not sizes or min(sizes) < k or max(sizes) > len(x):
         raise ValueError(f"sizes must lie in [k={k}, {len(x)}], got {sizes}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    warmup = True
+    fast = fast_dev_run()
+    if fast is not None:
+        repeats, warmup = 1, False
+        queries = queries[:fast]
+        top = max(sizes)
+        if top > FAST_DEV_MAX_TRAIN:
+            sizes = [max(k, n * FAST_DEV_MAX_TRAIN // top) for n in sizes]
     out: dict[str, list] = {"n_train": [], "seconds_per_query": [], "memory_bytes": []}
     for n in sizes:
         knn = KNNClassifier(k=k, metric=metric).fit(x[:n], y[:n])
-        knn.predict(queries[:1])  # warm-up
+        if warmup:
+            knn.predict(queries[:1])
         best = float("inf")
         for _ in range(repeats):
             if queries.device.type == "cuda":

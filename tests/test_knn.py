@@ -196,6 +196,33 @@ def test_memory_is_linear_in_training_size():
         measure_scaling(x, y, x[:2], sizes=[2000])
 
 
+@pytest.mark.parametrize("n", [1, 3])
+def test_measure_scaling_under_fast_dev_run_is_small(monkeypatch, n):
+    import cvlib.knn as knn_mod
+
+    fitted, predicted = [], []
+    fit, predict = KNNClassifier.fit, KNNClassifier.predict
+    monkeypatch.setattr(KNNClassifier, "fit", lambda self, x, y: (fitted.append(len(x)), fit(self, x, y))[1])
+    monkeypatch.setattr(
+        KNNClassifier, "predict", lambda self, q: (predicted.append(len(q)), predict(self, q))[1]
+    )
+    top = 4 * knn_mod.FAST_DEV_MAX_TRAIN
+    x, y = torch.zeros(top, 4), torch.arange(top) % 10
+    sizes = [top // 8, top // 2, top]
+    measure_scaling(x, y, torch.zeros(50, 4), sizes=sizes, k=5, repeats=3)
+    assert fitted == sizes and predicted == [1, 50, 50, 50] * 3  # warm-up query, then 3 repeats
+    fitted.clear(), predicted.clear()
+    monkeypatch.setenv("CVLIB_FAST_DEV_RUN", str(n))
+    res = measure_scaling(x, y, torch.zeros(50, 4), sizes=sizes, k=5, repeats=3)
+    expected = [knn_mod.FAST_DEV_MAX_TRAIN // 8, knn_mod.FAST_DEV_MAX_TRAIN // 2, knn_mod.FAST_DEV_MAX_TRAIN]
+    assert fitted == expected and res["n_train"] == expected  # scaled down, still growing
+    assert predicted == [n] * 3  # n queries, one repetition, no warm-up
+    assert res["memory_bytes"][0] < res["memory_bytes"][-1] and all(t > 0 for t in res["seconds_per_query"])
+    # sizes already below the cap are kept, never below k
+    assert measure_scaling(x, y, x[:4], sizes=[5, 100], k=5)["n_train"] == [5, 100]
+    assert measure_scaling(x, y, x[:4], sizes=[5, top], k=5)["n_train"] == [5, knn_mod.FAST_DEV_MAX_TRAIN]
+
+
 @pytest.mark.parametrize("metric", ["l2", "l1"])
 def test_duplicated_training_rows_keep_lowest_indices(metric):
     """Tiled training sets tie at every rank: the k kept are the lowest indices (stable order)."""

@@ -39,6 +39,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from cvlib.runtime import fast_dev_run
+
 __all__ = [
     "COCO_IOU_THRESHOLDS",
     "COCO_AREA_RANGES",
@@ -684,6 +686,9 @@ def evaluate_detector(
     ``repeats > 1`` the whole pass is timed that many times and the fastest is kept (the usual way to
     suppress noise from other processes); the predictions come from the first pass.
 
+    Under ``CVLIB_FAST_DEV_RUN=N`` (:func:`cvlib.runtime.fast_dev_run`) only the first ``N`` batches
+    are run and scored, once, with no warm-up: a smoke run whose numbers are meaningless.
+
     Args:
         model (nn.Module): eval-mode call ``model(images) -> list[dict]`` (boxes, scores, labels).
         data: ``(images, targets)`` with images Tensor[N, 3, H, W] (or a list of Tensor[3, H, W]) in [0, 1]
@@ -702,6 +707,8 @@ def evaluate_detector(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
+    if warmup < 0:
+        raise ValueError(f"warmup must be >= 0, got {warmup}")
     if isinstance(data, (tuple, list)) and len(data) == 2 and not isinstance(data[1], Tensor):
         images, targets = data
         if len(images) != len(targets):
@@ -722,6 +729,9 @@ def evaluate_detector(
         raise TypeError(
             f"data must be (images, targets) or a Dataset of (image, target), got {type(data).__name__}"
         )
+    fast = fast_dev_run()
+    if fast is not None:
+        warmup, repeats, n = 0, 1, min(n, fast * batch_size)
     device = next(model.parameters()).device
 
     def run(x):

@@ -225,6 +225,38 @@ def test_evaluate_detector_both_inputs():
         evaluate_detector(model, (images, targets), repeats=0)
 
 
+@pytest.mark.parametrize("n", [1, 2])
+def test_evaluate_detector_under_fast_dev_run_runs_n_batches_once(monkeypatch, n):
+    from cvlib.metrics.detection import evaluate_detector
+
+    preds, targets = random_scene(7, n_img=7)
+    images = torch.arange(7.0)[:, None, None, None].expand(7, 3, 4, 4).clone()
+    model = _Oracle(preds)
+    batches = []
+    model.register_forward_pre_hook(lambda m, a: batches.append(len(a[0])))
+    evaluate_detector(model, (images, targets), batch_size=2, warmup=1, repeats=2)
+    assert batches == [2] + [2, 2, 2, 1] * 2  # warm-up batch, then two timed passes
+    batches.clear()
+    monkeypatch.setenv("CVLIB_FAST_DEV_RUN", str(n))
+    res = evaluate_detector(model, (images, targets), batch_size=2, warmup=1, repeats=2)
+    assert batches == [2] * n  # n batches, one pass, no warm-up
+    assert len(res["preds"]) == 2 * n and res["map"] == coco_map(preds[: 2 * n], targets[: 2 * n])["map"]
+    assert res["images_per_s"] > 0
+    batches.clear()
+    loaded = []
+
+    class _DS:
+        def __len__(self):
+            return 7
+
+        def __getitem__(self, i):
+            loaded.append(i)
+            return images[i], targets[i]
+
+    evaluate_detector(model, _DS(), batch_size=3)
+    assert batches == [3] * n and loaded == list(range(3 * n))  # nothing past the n batches is loaded
+
+
 def test_voc_difficult_objects_are_ignored_hand_computed():
     # one image, one class: GT A (normal), B (difficult), C (normal); detections by score:
     # .9 on A (TP), .8 on B (ignored: its best match is difficult), .7 again on B (ignored, not a

@@ -32,6 +32,7 @@ CHECKED_CHAPTERS: list[str] = [
     "ch03_classic_cnns",
     "ch04_going_deeper",
     "ch05_comparing",
+    "ch06_coarse_fine",
     "ch07_segmentation",
     "ch08_detection",
     "ch09_augmentation",

@@ -61,9 +61,6 @@ CHECKS = (
 
 # (page stem, check) -> why it fails today. Chapter authors: fix the page, then delete the entry.
 KNOWN_DEFECTS: dict[tuple[str, str], str] = {
-    ("ch06_coarse_fine", "unlinked glossary term"): "Backbone",
-    ("ch06_coarse_fine", "wide code"): "11 code line(s) over about 80 characters",
-    ("ch06_coarse_fine", "wide output"): "2 stored output(s), the run_info line among them",
     ("ch08_detection", "math split by list markup"): "GIoU: a line inside $...$ starts with '- '",
     ("ch08_detection", "raw TeX"): "GIoU shows as TeX (split by a bullet)",
     ("ch08_detection", "unlinked glossary term"): "Anchor, Backbone, Box regression, ...",

@@ -147,7 +147,8 @@ def accuracy(output: torch.Tensor, target: torch.Tensor, ignore_index: int | Non
         float in [0, 1] (nan if every target is ignored).
     """
     hit, n = _counts(output, target, 1, ignore_index)
-    return (hit.double() / n).item() if n.item() > 0 else float("nan")
+    hit, n = int(hit.item()), int(n.item())  # exact counts; no float64 on the device (MPS has none)
+    return hit / n if n > 0 else float("nan")
 
 
 def topk_accuracy(
@@ -155,7 +156,8 @@ def topk_accuracy(
 ) -> float:
     """Fraction of samples whose target is among the ``k`` highest scores (ties: ``torch.topk`` order)."""
     hit, n = _counts(output, target, k, ignore_index)
-    return (hit.double() / n).item() if n.item() > 0 else float("nan")
+    hit, n = int(hit.item()), int(n.item())  # exact counts; no float64 on the device (MPS has none)
+    return hit / n if n > 0 else float("nan")
 
 
 def confusion_matrix(

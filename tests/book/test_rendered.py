@@ -61,8 +61,6 @@ CHECKS = (
 
 # (page stem, check) -> why it fails today. Chapter authors: fix the page, then delete the entry.
 KNOWN_DEFECTS: dict[tuple[str, str], str] = {
-    ("ch08_detection", "math split by list markup"): "GIoU: a line inside $...$ starts with '- '",
-    ("ch08_detection", "raw TeX"): "GIoU shows as TeX (split by a bullet)",
     ("ch08_detection", "unlinked glossary term"): "Anchor, Backbone, Box regression, ...",
     ("ch08_detection", "wide code"): "17 code line(s) over about 80 characters",
     ("ch08_detection", "wide output"): "3 stored output(s), the run_info line among them",

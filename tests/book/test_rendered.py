@@ -60,11 +60,7 @@ CHECKS = (
 )
 
 # (page stem, check) -> why it fails today. Chapter authors: fix the page, then delete the entry.
-KNOWN_DEFECTS: dict[tuple[str, str], str] = {
-    ("ch08_detection", "unlinked glossary term"): "Anchor, Backbone, Box regression, ...",
-    ("ch08_detection", "wide code"): "17 code line(s) over about 80 characters",
-    ("ch08_detection", "wide output"): "3 stored output(s), the run_info line among them",
-}
+KNOWN_DEFECTS: dict[tuple[str, str], str] = {}
 
 PROBE_JS = Path(__file__).with_name("probe.js")  # the checks, run inside Chromium
 PROBE = """<html><body><pre id="out">pending</pre><iframe id="f" width="1280" height="1000"></iframe>

@@ -380,12 +380,14 @@ def write_weights(folder: Path, models: list[str]) -> dict[str, str]:
 def models_with_weights(md: Path) -> list[str]:
     """The models whose ImageNet weights a chapter loads (``weights=``/``weights_backbone=``),
     read from its code cells: model names quoted in a cell that passes ``weights=``; the
-    detectors' ResNet-50 backbone when ``weights_backbone`` is passed."""
+    ResNet-50 backbone when ``weights_backbone`` (detectors) or ``backbone_weights`` (DeepLab) is
+    passed."""
     known = set(json.loads(MANIFEST.read_text())["models"])
     cells = re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", md.read_text(), flags=re.S)
     found = set()
     for cell in cells:
-        if re.search(r"weights_backbone[\"']?\s*[=:]\s*(?!None\b)[\"'A-Za-z]", cell):  # also {"...": ...}
+        # detectors' weights_backbone= and DeepLab's backbone_weights= load an ImageNet ResNet-50
+        if re.search(r"(weights_backbone|backbone_weights)[\"']?\s*[=:]\s*(?!None\b)[\"'A-Za-z]", cell):
             found.add("resnet50")
         if re.search(r"(?<![\w])weights[\"']?\s*[=:]\s*(?!None\b)[\"'A-Za-z]", cell):  # a tag is passed
             found |= {m for m in re.findall(r"[\"']([a-z0-9_]+)[\"']", cell) if m in known}

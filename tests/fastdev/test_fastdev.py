@@ -167,3 +167,9 @@ def test_models_with_weights_scan(tmp_path: Path) -> None:
     assert fixtures.models_with_weights(md) == ["resnet18", "resnet34", "resnet50"]
     md.write_text('```{code-cell} ipython3\ncfg = dict(backbone={"weights_backbone": "imagenet"})\n```\n')
     assert fixtures.models_with_weights(md) == ["resnet50"]
+
+
+def test_models_with_weights_scan_sees_deeplabs_backbone_weights(tmp_path: Path) -> None:
+    md = tmp_path / "chY.md"
+    md.write_text('```{code-cell} ipython3\nm = create_model("deeplabv3plus_resnet50", backbone_weights="imagenet")\n```\n')
+    assert fixtures.models_with_weights(md) == ["resnet50"]

@@ -171,5 +171,6 @@ def test_models_with_weights_scan(tmp_path: Path) -> None:
 
 def test_models_with_weights_scan_sees_deeplabs_backbone_weights(tmp_path: Path) -> None:
     md = tmp_path / "chY.md"
-    md.write_text('```{code-cell} ipython3\nm = create_model("deeplabv3plus_resnet50", backbone_weights="imagenet")\n```\n')
+    cell = 'm = create_model("deeplabv3plus_resnet50", backbone_weights="imagenet")'
+    md.write_text(f"```{{code-cell}} ipython3\n{cell}\n```\n")
     assert fixtures.models_with_weights(md) == ["resnet50"]

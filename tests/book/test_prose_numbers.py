@@ -40,6 +40,7 @@ CHECKED_CHAPTERS: list[str] = [
     "ch11_mobilenetv2",
     "ch12_explanations",
     "ch13_pix2pix",
+    "ch14_transfer_learning",
 ]
 
 

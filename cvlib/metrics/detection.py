@@ -510,8 +510,8 @@ def _coco_accumulate(
     cnt = count.reshape(nm, na, nt, nk)[..., None]  # [M, A, T, K, 1]
     at = (first.reshape(nm, na, nt, nk)[..., None] + need - 1).clamp(max=len(env) - 1)
     prec = torch.where(need <= cnt, env[at], 0.0)  # [M, A, T, K, R]
-    rec = count.reshape(nm, na, nt, nk).double() / npig.T.double()[None, :, None, :]  # [M, A, T, K]
-    valid = (npig > 0).T  # [A, K]
+    rec = count.reshape(nm, na, nt, nk).double() / npig.t().double()[None, :, None, :]  # [M, A, T, K]
+    valid = (npig > 0).t()  # [A, K]
     prec = torch.where(valid[None, :, None, :, None], prec, -1.0).permute(2, 4, 3, 1, 0)
     rec = torch.where(valid[None, :, None, :], rec, -1.0).permute(2, 3, 1, 0)
     return prec, rec

@@ -40,6 +40,7 @@ import platform
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -57,10 +58,12 @@ from cvlib.ops.roi import roi_align  # noqa: E402
 STAT_KEYS = list(MeanAveragePrecision.KEYS)  # the 12 COCO summary statistics, pycocotools' order
 
 
-def timeit(fns: dict, repeats: int) -> dict:
-    """Interleaved repeats of each callable; median wall and CPU seconds per name (one warm-up each)."""
-    for f in fns.values():
-        f()
+def timeit(fns: dict, repeats: int, warmup: tuple[str, ...] | None = None) -> dict:
+    """Interleaved repeats of each callable; median wall and CPU seconds per name (one warm-up each, or
+    only for the names in ``warmup`` when given: the others were just run by the caller)."""
+    for k, f in fns.items():
+        if warmup is None or k in warmup:
+            f()
     wall = {k: [] for k in fns}
     cpu = {k: [] for k in fns}
     names = list(fns)
@@ -306,41 +309,8 @@ def bench_nms(repeats: int, quick: bool) -> list[dict]:
         }
     )
     print(f"batched_nms n={n}: {out[-1]['ratio_wall']:.2f}x wall vs per-class greedy, identical {same}")
-    out.append(_torchvision_nms(sizes[-1]))
+    out += _torchvision_nms(sizes[-1], "cuda")  # a "skipped" row without a CUDA GPU
     return out
-
-
-def _torchvision_nms(n: int) -> dict:
-    try:
-        import torchvision
-    except Exception as e:  # noqa: BLE001 - any import failure means "not available"
-        return {
-            "op": "nms vs torchvision CUDA",
-            "skipped": f"torchvision not importable ({type(e).__name__})",
-        }
-    if not torch.cuda.is_available():
-        return {"op": "nms vs torchvision CUDA", "skipped": "no CUDA GPU"}
-    b, s = (x.cuda() for x in _scene("random", n))
-
-    def sync(f):
-        def g():
-            f()
-            torch.cuda.synchronize()
-
-        return g
-
-    t = timeit(
-        {"cvlib": sync(lambda: nms(b, s, 0.3)), "torchvision": sync(lambda: torchvision.ops.nms(b, s, 0.3))},
-        5,
-    )
-    same = torch.equal(nms(b, s, 0.3).cpu(), torchvision.ops.nms(b, s, 0.3).cpu())
-    return {
-        "op": "nms vs torchvision CUDA",
-        "n": n,
-        "identical": same,
-        **t,
-        **ratios(t, "cvlib", "torchvision"),
-    }
 
 
 # -------------------------------------------------------------------------------------- RoIAlign
@@ -369,18 +339,326 @@ def bench_roi(repeats: int, quick: bool) -> dict:
         "largest_block_bytes": max(sizes),
         "unblocked_bytes_per_tap_64_rois": 64 * unblocked_per_roi,
     }
-    try:
-        import torchvision  # noqa: F401
-
-        out["torchvision"] = "installed: compare with torchvision.ops.roi_align and the reference detectors"
-    except Exception as e:  # noqa: BLE001
-        out["torchvision"] = f"skipped: torchvision not importable ({type(e).__name__})"
-        out["detectors_vs_torchvision"] = "skipped: torchvision not importable"
+    out["torchvision"] = "see the torchvision section (--only torchvision)"
     print(
         f"roi_align: {t['cvlib']['wall_s']:.2f} s for {n_rois} rois, "
         f"largest block {max(sizes) / 2**20:.0f} MiB "
         f"(unblocked: {64 * unblocked_per_roi / 1e9:.2f} GB per tap for 64 rois)"
     )
+    return out
+
+
+# ------------------------------------------------------------------------------------ torchvision
+TV_SECTION = "torchvision"
+
+
+def _tv_versions(tv) -> dict:
+    return {
+        "torch": torch.__version__,
+        "torchvision": tv.__version__,
+        "device": "CPU, 1 thread (nms_cuda: a CUDA GPU, when one is present)",
+        "environment": sys.executable,
+    }
+
+
+def _sync(device: str, f):
+    """``f`` followed by a device synchronisation (CUDA kernels are asynchronous)."""
+    if device == "cpu":
+        return f
+
+    def g():
+        f()
+        torch.cuda.synchronize()
+
+    return g
+
+
+def _compare_keep(a: torch.Tensor, b: torch.Tensor, scores: torch.Tensor) -> str:
+    """ "identical", "ties" (the kept lists differ only in boxes whose score another box shares
+    exactly, where the order of visiting is arbitrary) or "DIFFERENT"."""
+    a, b, scores = a.cpu(), b.cpu(), scores.cpu()
+    if torch.equal(a, b):
+        return "identical"
+    diff = set(a.tolist()) ^ set(b.tolist())
+    if not diff:  # same set, another order: only allowed between equal scores
+        return "ties" if torch.equal(scores[a], scores[b]) else "DIFFERENT"
+    tied = torch.unique(scores, return_counts=True)
+    tied_values = set(tied[0][tied[1] > 1].tolist())
+    return "ties" if all(scores[i].item() in tied_values for i in diff) else "DIFFERENT"
+
+
+def _torchvision_nms(n: int | tuple[int, ...], device: str = "cuda", repeats: int = 5) -> list[dict]:
+    """``nms`` (random boxes and chains) and ``batched_nms`` (80 classes) against torchvision's
+    kernels on ``device``; one row per case, or one "skipped" row."""
+    op = f"nms vs torchvision {device.upper() if device == 'cuda' else 'CPU'}"
+    try:
+        import torchvision
+    except Exception as e:  # noqa: BLE001 - any import failure means "not available"
+        return [{"op": op, "skipped": f"torchvision not importable ({type(e).__name__}: {e})"[:200]}]
+    if device == "cuda" and not torch.cuda.is_available():
+        return [{"op": op, "skipped": "no CUDA GPU"}]
+    tvops = torchvision.ops
+    out = []
+    for size in (n,) if isinstance(n, int) else n:
+        cases = [("nms", kind, *_scene(kind, size), None, 0.3) for kind in ("random", "chain")]
+        b, s = _scene("random", size, 1)
+        idx = torch.randint(0, 80, (size,), generator=torch.Generator().manual_seed(2))
+        cases.append(("batched_nms", "random, 80 classes", b, s, idx, 0.5))
+        for name, scene, b, s, idx, thr in cases:
+            b, s = b.to(device), s.to(device)
+            if idx is None:
+                ours, ref = partial(nms, b, s, thr), partial(tvops.nms, b, s, thr)
+            else:
+                idx = idx.to(device)
+                ours, ref = partial(batched_nms, b, s, idx, thr), partial(tvops.batched_nms, b, s, idx, thr)
+            same = _compare_keep(ours(), ref(), s)
+            t = timeit({"cvlib": _sync(device, ours), "torchvision": _sync(device, ref)}, repeats)
+            out.append(
+                {
+                    "op": f"{name} vs torchvision",
+                    "device": device,
+                    "scene": scene,
+                    "n": size,
+                    "iou_threshold": thr,
+                    "kept": len(ours()),
+                    "identical": same == "identical",
+                    "agreement": same,
+                    "cvlib": t["cvlib"],
+                    "torchvision": t["torchvision"],
+                    **ratios(t, "cvlib", "torchvision"),
+                }
+            )
+            print(
+                f"{name} vs torchvision {device} {scene} n={size}: {out[-1]['ratio_wall']:.2f}x wall, "
+                f"{out[-1]['ratio_cpu']:.2f}x CPU, {same}"
+            )
+    return out
+
+
+def _largest_block(f) -> tuple[int, torch.Tensor]:
+    """Bytes of the largest ``index_select`` gather made while running ``f`` (cvlib's roi_align), and
+    the result of ``f``."""
+    sizes = [0]
+    real = torch.Tensor.index_select
+
+    def spy(self, dim, index):
+        sizes.append(index.numel() * self.shape[1] * self.element_size())
+        return real(self, dim, index)
+
+    torch.Tensor.index_select = spy
+    try:
+        y = f()
+    finally:
+        torch.Tensor.index_select = real
+    return max(sizes), y
+
+
+def _tv_roi_align(tv, repeats: int, quick: bool) -> list[dict]:
+    g = torch.Generator().manual_seed(0)
+    out = []
+    # a detector's FPN level (stride 4 of an 800 x 800 image) with 512 proposals of 16-400 px
+    feat = torch.randn(1, 64 if quick else 256, 200, 200, generator=g)
+    xy = torch.rand(512, 2, generator=g) * 700
+    wh = torch.rand(512, 2, generator=g) * 384 + 16
+    rois = torch.cat([torch.zeros(512, 1), xy, (xy + wh).clamp(max=799)], 1)
+    cases = [
+        (
+            f"FPN level {feat.shape[1]} ch 200x200 (stride 4), 512 rois of 16-400 px",
+            feat,
+            rois,
+            0.25,
+            sr,
+            True,
+        )
+        for sr in (2, -1)
+    ]
+    big = torch.randn(1, 64, 512, 512, generator=g)
+    n_big = 2 if quick else 4
+    cases.append(
+        (
+            f"64 ch 512x512, {n_big} rois of 500 px (issue case)",
+            big,
+            torch.tensor([[0.0, 5, 5, 505, 505]]).repeat(n_big, 1),
+            1.0,
+            -1,
+            False,
+        )
+    )
+    for case, x, r, scale, sr, aligned in cases:
+        ours = partial(roi_align, x, r, 7, scale, sr, aligned)
+        ref = partial(tv.ops.roi_align, x, r, 7, scale, sr, aligned)
+        c0 = time.process_time()
+        block, y = _largest_block(ours)  # also cvlib's warm-up
+        slow = time.process_time() - c0 > 10  # a single repeat for very slow cases
+        expected = ref()
+        diff = float((y - expected).abs().max())
+        t = timeit({"cvlib": ours, "torchvision": ref}, 1 if slow else repeats, warmup=("torchvision",))
+        out.append(
+            {
+                "op": "roi_align vs torchvision",
+                "device": "cpu",
+                "case": case,
+                "output_size": 7,
+                "sampling_ratio": sr,
+                "aligned": aligned,
+                "max_abs_diff": diff,
+                "max_abs_value": float(expected.abs().max()),
+                "largest_block_bytes": block,
+                "repeats": 1 if slow else repeats,
+                "cvlib": t["cvlib"],
+                "torchvision": t["torchvision"],
+                **ratios(t, "cvlib", "torchvision"),
+            }
+        )
+        print(
+            f"roi_align vs torchvision, {case}, sampling_ratio={sr}: {out[-1]['ratio_wall']:.2f}x wall, "
+            f"{out[-1]['ratio_cpu']:.2f}x CPU, max |diff| {diff:.1e}, largest block {block / 2**20:.0f} MiB"
+        )
+    return out
+
+
+_TV_RENAME = [  # cvlib state-dict key prefix -> torchvision's (regular expressions, applied in order)
+    (r"^features\.", "backbone."),
+    (r"^backbone\.fpn\.lateral\.(\d+)\.", r"backbone.fpn.inner_blocks.\1.0."),
+    (r"^backbone\.fpn\.output\.(\d+)\.", r"backbone.fpn.layer_blocks.\1.0."),
+    (r"^backbone\.fpn\.extra\.0\.", "backbone.fpn.extra_blocks.p6."),
+    (r"^backbone\.fpn\.extra\.1\.", "backbone.fpn.extra_blocks.p7."),
+    (r"^head\.cls_tower\.", "head.classification_head.conv."),
+    (r"^head\.cls_logits\.", "head.classification_head.cls_logits."),
+    (r"^head\.box_tower\.", "head.regression_head.conv."),
+    (r"^head\.bbox_reg\.", "head.regression_head.bbox_reg."),
+    (r"^head\.ctrness\.", "head.regression_head.bbox_ctrness."),
+    (r"^rpn\.head\.conv\.", "rpn.head.conv.0.0."),
+    (r"^box_head\.(fc6|fc7)\.", r"roi_heads.box_head.\1."),
+    (r"^box_head\.(cls_score|bbox_pred)\.", r"roi_heads.box_predictor.\1."),
+]
+
+
+def _tv_key(key: str) -> str:
+    import re
+
+    for pat, rep in _TV_RENAME:
+        key = re.sub(pat, rep, key)
+    return key
+
+
+def _tv_detector(tv, name: str, size: int, num_classes: int):
+    """torchvision's reference model configured as cvlib's (documented in the results), random init.
+
+    Both: no resizing (``min_size = max_size`` = the input size), ImageNet normalisation inside,
+    score threshold 0.05. FCOS: torchvision's anchors are centred at ``x * stride``, cvlib's points
+    (the paper's) at ``(x + 0.5) * stride``, so torchvision's anchors are shifted by half a stride.
+    Faster R-CNN: cvlib's FPN stops at P5 (no max-pooled P6 level for the RPN, anchors 32-256 px), and
+    its anchors are not rounded to whole pixels (torchvision's are).
+    """
+    from torchvision.models.detection import FCOS, FasterRCNN
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+    from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, LastLevelP6P7
+
+    common = dict(min_size=size, max_size=size)
+    if name == "fcos_resnet50_fpn":
+        backbone = _resnet_fpn_extractor(
+            tv.models.resnet50(), 5, returned_layers=[2, 3, 4], extra_blocks=LastLevelP6P7(256, 256)
+        )
+        strides = (8, 16, 32, 64, 128)
+        anchors = AnchorGenerator(tuple((s,) for s in strides), ((1.0,),) * len(strides))
+        anchors.cell_anchors = [torch.tensor([[0.0, 0.0, s, s]]) for s in strides]  # centre (x + 0.5) s
+        return FCOS(backbone, num_classes, anchor_generator=anchors, score_thresh=0.05, **common)
+
+    class NoExtra(ExtraFPNBlock):  # P2-P5 only, as cvlib
+        def forward(self, results, x, names):
+            return results, names
+
+    backbone = _resnet_fpn_extractor(tv.models.resnet50(), 5, extra_blocks=NoExtra())
+    anchors = AnchorGenerator(((32,), (64,), (128,), (256,)), ((0.5, 1.0, 2.0),) * 4)
+    h = torch.tensor([0.5, 1.0, 2.0]).sqrt()  # cvlib's anchors are not rounded to whole pixels
+    anchors.cell_anchors = [torch.stack([-s / h, -s * h, s / h, s * h], 1) / 2 for s in (32, 64, 128, 256)]
+    return FasterRCNN(backbone, num_classes + 1, rpn_anchor_generator=anchors, **common)
+
+
+def _tv_detectors(tv, repeats: int, quick: bool) -> list[dict]:
+    from cvlib.models import create_model
+
+    n_img, size, k = (1, 256, 20) if quick else (2, 512, 20)
+    images = torch.rand(n_img, 3, size, size, generator=torch.Generator().manual_seed(0))
+    out = []
+    for name in ("fcos_resnet50_fpn", "faster_rcnn_resnet50_fpn"):
+        torch.manual_seed(0)
+        ours = create_model(name, num_classes=k).eval()
+        ref = _tv_detector(tv, name, size, k).eval()
+        g = torch.Generator().manual_seed(1)
+        sd = ours.state_dict()
+        for key, v in sd.items():  # random BN statistics, so that batch norm is not the identity
+            if key.endswith("running_mean"):
+                v.copy_(torch.randn(v.shape, generator=g) * 0.1)
+            elif key.endswith("running_var"):
+                v.copy_(torch.rand(v.shape, generator=g) + 0.5)
+        ours.load_state_dict(sd)
+        ref.load_state_dict({_tv_key(key): v for key, v in sd.items()}, strict=True)
+        with torch.inference_mode():
+            a = ours(images)
+            b = ref(list(images))
+            t = timeit(
+                {"cvlib": lambda m=ours: m(images), "torchvision": lambda m=ref: m(list(images))}, repeats
+            )
+        shift = 1 if name.startswith("fcos") else 0  # torchvision's FCOS labels count from 0
+        agree = []
+        for da, db in zip(a, b):
+            same_n = len(da["boxes"]) == len(db["boxes"])
+            m = min(len(da["boxes"]), len(db["boxes"]))
+            agree.append(
+                {
+                    "detections": [len(da["boxes"]), len(db["boxes"])],
+                    "same_labels": same_n and torch.equal(da["labels"], db["labels"] + shift),
+                    "max_abs_diff_boxes": float((da["boxes"][:m] - db["boxes"][:m]).abs().max())
+                    if m
+                    else 0.0,
+                    "max_abs_diff_scores": float((da["scores"][:m] - db["scores"][:m]).abs().max())
+                    if m
+                    else 0.0,
+                }
+            )
+        per = {key: {"wall_s": v["wall_s"] / n_img, "cpu_s": v["cpu_s"] / n_img} for key, v in t.items()}
+        out.append(
+            {
+                "op": "detector inference vs torchvision",
+                "model": name,
+                "torchvision_model": type(ref).__name__,
+                "device": "cpu",
+                "input": f"{n_img} random images 3x{size}x{size} in [0, 1], one batch, eval mode",
+                "num_classes": k,
+                "weights": "the same random weights in both (cvlib's init, random BN statistics)",
+                "config": _tv_detector.__doc__.split("\n\n")[1].replace("\n    ", " ").strip(),
+                "per_image": True,
+                "cvlib": per["cvlib"],
+                "torchvision": per["torchvision"],
+                **ratios(t, "cvlib", "torchvision"),
+                "outputs": agree,
+            }
+        )
+        print(
+            f"{name} vs torchvision {type(ref).__name__}: {out[-1]['ratio_wall']:.2f}x wall, "
+            f"{out[-1]['ratio_cpu']:.2f}x CPU; outputs {agree}"
+        )
+    return out
+
+
+def bench_torchvision(repeats: int, quick: bool) -> dict:
+    """NMS, RoIAlign and the detectors against torchvision on the CPU (and NMS on CUDA if present)."""
+    try:
+        import torchvision as tv
+    except Exception as e:  # noqa: BLE001 - any import failure means "not available"
+        msg = f"skipped: torchvision not importable ({type(e).__name__}: {e})"[:200]
+        print(f"torchvision section {msg}")
+        return {"skipped": msg}
+    out = {
+        **_tv_versions(tv),
+        "nms": _torchvision_nms((1000, 3000) if quick else (1000, 3000, 10_000), "cpu", repeats),
+    }
+    out["nms_cuda"] = _torchvision_nms((1000, 10_000), "cuda", repeats)
+    out["roi_align"] = _tv_roi_align(tv, repeats, quick)
+    out["detectors"] = _tv_detectors(tv, repeats, quick)
     return out
 
 
@@ -405,6 +683,20 @@ def plot(perf: dict, path: Path) -> None:
             labels.append(f"{r['op']} {r['scene']}\nn={r['n']} vs greedy loop")
             wall.append(r["ratio_wall"])
             cpu.append(r["ratio_cpu"])
+    tvs = perf.get(TV_SECTION, {})
+    for r in tvs.get("nms", []) + tvs.get("nms_cuda", []):
+        if "ratio_wall" in r:
+            labels.append(f"{r['op'].split()[0]} {r['scene']}\nn={r['n']} vs torchvision {r['device']}")
+            wall.append(r["ratio_wall"])
+            cpu.append(r["ratio_cpu"])
+    for r in tvs.get("roi_align", []):
+        labels.append(f"roi_align {r['case'].split(',')[0]}\nsampling {r['sampling_ratio']} vs torchvision")
+        wall.append(r["ratio_wall"])
+        cpu.append(r["ratio_cpu"])
+    for r in tvs.get("detectors", []):
+        labels.append(f"{r['model']}\nvs torchvision {r['torchvision_model']}")
+        wall.append(r["ratio_wall"])
+        cpu.append(r["ratio_cpu"])
     if not labels:
         return
     fig, ax = plt.subplots(figsize=(7, 0.42 * len(labels) + 1.2))
@@ -424,9 +716,8 @@ def plot(perf: dict, path: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--only", nargs="+", choices=["knn", "coco", "nms", "roi"], default=["knn", "coco", "nms", "roi"]
-    )
+    sections = ["knn", "coco", "nms", "roi", TV_SECTION]
+    p.add_argument("--only", nargs="+", choices=sections, default=sections)
     p.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--coco-images", type=int, default=None, help="default 5000 (500 with --quick)")
@@ -452,13 +743,15 @@ def main() -> None:
         perf["nms"] = bench_nms(a.repeats, a.quick)
     if "roi" in a.only:
         perf["roi"] = bench_roi(a.repeats, a.quick)
+    if TV_SECTION in a.only:
+        perf[TV_SECTION] = bench_torchvision(a.repeats, a.quick)
     if a.no_write:
         return
     path = ROOT / "benchmarks" / "results.json"
     data = json.loads(path.read_text()) if path.exists() else {}
     old = data.get("perf", {})
     old.update(perf)  # merge: sections not run this time are kept
-    old["meta"] = {
+    meta = {
         "command": "python benchmarks/bench_perf.py " + " ".join(sys.argv[1:]),
         "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "cpu": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
@@ -468,6 +761,10 @@ def main() -> None:
         "python": platform.python_version(),
         "timing": "median of interleaved repeats, wall clock and process CPU time; ratio = reference / cvlib",
     }
+    if TV_SECTION in perf:  # run in its own environment (torchvision): its own versions
+        old[TV_SECTION]["meta"] = meta
+    if set(a.only) - {TV_SECTION}:
+        old["meta"] = meta
     data["perf"] = old
     path.write_text(json.dumps(data, indent=2) + "\n")
     plot(old, ROOT / "book" / "_static" / "performance_ratios.png")
@@ -507,7 +804,38 @@ def markdown_table(perf: dict) -> str:
             f"| {ws(r['greedy_loop'])} | {r['ratio_wall']:.2f} | {r['ratio_cpu']:.2f} "
             f"| {'identical' if r['identical'] else 'DIFFERENT'} |"
         )
+    tvs = perf.get(TV_SECTION, {})
+    dev = {"cpu": "CPU kernel", "cuda": "CUDA kernel"}
+    for r in tvs.get("nms", []) + tvs.get("nms_cuda", []):
+        if "ratio_wall" not in r:
+            continue
+        op = r["op"].split()[0]
+        rows.append(
+            f"| `{op}` vs torchvision {dev[r['device']]} | {r['scene']}, n = {r['n']:,} | 1 "
+            f"| {ws(r['cvlib'])} | {ws(r['torchvision'])} | {r['ratio_wall']:.2f} | {r['ratio_cpu']:.2f} "
+            f"| {_AGREE[r['agreement']]} |"
+        )
+    for r in tvs.get("roi_align", []):
+        rows.append(
+            f"| `roi_align` vs torchvision CPU kernel | {r['case']}, output 7, sampling_ratio "
+            f"{r['sampling_ratio']}, aligned {r['aligned']} | 1 | {ws(r['cvlib'])} | {ws(r['torchvision'])} "
+            f"| {r['ratio_wall']:.2f} | {r['ratio_cpu']:.2f} | max abs diff {r['max_abs_diff']:.1e} |"
+        )
+    for r in tvs.get("detectors", []):
+        o = r["outputs"]
+        same = all(x["same_labels"] and x["detections"][0] == x["detections"][1] for x in o)
+        box = max(x["max_abs_diff_boxes"] for x in o)
+        score = max(x["max_abs_diff_scores"] for x in o)
+        rows.append(
+            f"| `{r['model']}` vs torchvision `{r['torchvision_model']}` (CPU) "
+            f"| {r['input'].split(' in ')[0]}, time per image | 1 | {ws(r['cvlib'])} "
+            f"| {ws(r['torchvision'])} | {r['ratio_wall']:.2f} | {r['ratio_cpu']:.2f} | "
+            + (f"same detections, boxes within {box:.1e} px, scores {score:.1e} |" if same else "DIFFERENT |")
+        )
     return "\n".join(rows)
+
+
+_AGREE = {"identical": "identical", "ties": "identical up to exact score ties", "DIFFERENT": "DIFFERENT"}
 
 
 if __name__ == "__main__":

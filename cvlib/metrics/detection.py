@@ -108,10 +108,13 @@ def _resolve_device(device, preds: Sequence[dict]) -> torch.device:
     return dev
 
 
-def _cat(parts: list[Tensor], device: torch.device, dtype: torch.dtype, tail: tuple = ()) -> Tensor:
-    """Concatenate on the parts' own device (one copy to ``device`` afterwards), as ``dtype``."""
+def _cat(parts: list[Tensor], device: torch.device, dtype: torch.dtype | None, tail: tuple = ()) -> Tensor:
+    """Concatenate on the parts' own device (one copy to ``device`` afterwards), as ``dtype``.
+
+    ``dtype=None`` keeps the type ``torch.cat`` promotes the parts to (int64 when there are none).
+    """
     if not parts:
-        return torch.zeros((0, *tail), dtype=dtype, device=device)
+        return torch.zeros((0, *tail), dtype=dtype or torch.int64, device=device)
     if all(p.device == parts[0].device for p in parts):
         return torch.cat(parts).to(device=device, dtype=dtype)
     return torch.cat([p.to(device) for p in parts]).to(dtype=dtype)
@@ -186,27 +189,27 @@ def _flatten(
         i = int(np.searchsorted(off, j, side="right") - 1)
         return i, j - int(off[i])
 
+    labels = {}
     for name, parts, counts in (("preds", cols["pl"], n_det), ("targets", cols["tl"], n_gt)):
-        labels = _cat(
-            parts, device, torch.promote_types(torch.int64, parts[0].dtype) if parts else torch.int64
-        )
-        if labels.is_floating_point():
-            bad = labels != labels.round()
+        lab = _cat(parts, device, None)
+        if lab.is_floating_point():
+            bad = lab != lab.round()
             if bool(bad.any()):
                 i, _ = image_of(int(bad.nonzero()[0, 0]), counts)
                 raise TypeError(
                     f"{name}[{i}]['labels'] must hold integer class ids, got dtype {parts[i].dtype}"
                 )
+        labels[name] = lab.long()
     img = torch.arange(len(preds), device=device)
     D = {
         "boxes": _cat(cols["pb"], device, torch.float64, (4,)),
         "scores": _cat(cols["ps"], device, torch.float64),
-        "labels": _cat(cols["pl"], device, torch.int64),
+        "labels": labels["preds"],
         "img": img.repeat_interleave(torch.tensor(n_det, dtype=torch.int64, device=device)),
     }
     G = {
         "boxes": _cat(cols["tb"], device, torch.float64, (4,)),
-        "labels": _cat(cols["tl"], device, torch.int64),
+        "labels": labels["targets"],
         "img": img.repeat_interleave(torch.tensor(n_gt, dtype=torch.int64, device=device)),
     }
     tb = G["boxes"]

@@ -178,6 +178,23 @@ def test_iou_ties_go_to_the_last_ground_truth_as_in_cocoeval():
     _assert_same(ours, _pycoco(preds, targets, 1, iou_thrs=[0.5], summarize=False), stats=False)
 
 
+def test_no_detections_and_mixed_label_dtypes():
+    targets = [
+        {"boxes": torch.tensor([[0.0, 0, 10, 10]]), "labels": torch.tensor([1])},
+        {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)},
+    ]
+    none = [{"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0)}] * 2
+    out = coco_map(none, targets, class_ids=[1, 2])  # class 1: missed entirely; class 2: no ground truth
+    assert out["map_per_class"] == [0.0, -1.0] and out["mar_100_per_class"] == [0.0, -1.0]
+    one = {"boxes": torch.tensor([[0.0, 0, 10, 10]]), "scores": torch.tensor([0.5])}
+    # an integer batch, then a float one with a fractional id: concatenating must not truncate it
+    preds = [dict(one, labels=torch.tensor([1])), dict(one, labels=torch.tensor([1.5]))]
+    with pytest.raises(TypeError, match=r"preds\[1\]\['labels'\] must hold integer class ids"):
+        coco_map(preds, targets)
+    preds[1]["labels"] = torch.tensor([1.0])  # whole floats are accepted
+    assert coco_map(preds, targets)["map_50"] == pytest.approx(1.0)
+
+
 # ---------------------------------------------------------------------------------- device checks
 class _Strict(TorchFunctionMode):
     """On top of the harness: fail when a tensor of unknown device (a factory call without ``device=``,

@@ -16,10 +16,10 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from cvlib.metrics.detection import MeanAveragePrecision, coco_map, evaluate_detector
-from tests.device_harness import VIRTUAL, virtual_accelerator
+from tests.device_harness import VIRTUAL, VirtualAccelerator, virtual_accelerator
 from tests.metrics.test_detection import STAT_KEYS, _Oracle, random_scene
 
-TAG = "_virtual_device"  # the attribute device_harness uses to tell where a tensor is
+where = VirtualAccelerator.where  # "cpu", "xpu" or "unknown" (a tensor the harness cannot place)
 
 
 def _scene(seed, n_img=40, n_cls=5):
@@ -208,10 +208,10 @@ class _Strict(TorchFunctionMode):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
         tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
-        tags = {getattr(t, TAG, None) for t in tensors}
+        tags = {where(t) for t in tensors}
         if name not in ("__get__", "__set__") and tensors:
-            untagged = [t for t in tensors if getattr(t, TAG, None) is None and t.ndim > 0]
-            if VIRTUAL in tags and untagged and name not in ("__getitem__", "__setitem__"):
+            unknown = [t for t in tensors if where(t) == "unknown" and t.ndim > 0]
+            if VIRTUAL in tags and unknown and name not in ("__getitem__", "__setitem__"):
                 raise AssertionError(f"{name}: a tensor of unknown device met an {VIRTUAL} tensor")
             for tag in tags & set(self.ops):
                 self.ops[tag] += 1

@@ -69,6 +69,8 @@ _PRED_KEYS = ("boxes", "scores", "labels")
 _TARGET_KEYS = ("boxes", "labels")
 _TARGET_OPTIONAL = ("iscrowd", "difficult", "area")
 _CPU = torch.device("cpu")
+_IOU_BLOCK = 1 << 20  # detection x ground-truth IoUs computed at a time by coco_map
+_MATCH_BLOCK = 1 << 22  # detection x area x threshold x candidate entries per matching block
 
 
 def _tensor(x, name: str) -> Tensor:
@@ -332,7 +334,7 @@ def _coco_candidates(
     if gmax == 0:
         return empty, empty.reshape(0, 0), empty.reshape(0, 0).double()
     width = torch.arange(gmax, device=dev)
-    chunk = max(1024, (1 << 22) // gmax)  # at most ~4M detection-ground-truth pairs at a time
+    chunk = max(1, _IOU_BLOCK // gmax)  # detections per chunk
     rows_l, g_l, iou_l = [], [], []
     for s in range(0, len(dbox), chunk):
         r = (gcount[s : s + chunk] > 0).nonzero()[:, 0] + s
@@ -398,25 +400,27 @@ def _coco_match(
     thr4 = thr[None, None, :, None]  # [1, 1, T, 1]
     a_idx = torch.arange(na, device=dev)[None, :, None]
     t_idx = torch.arange(nt, device=dev)[None, None, :]
+    step = max(1, _MATCH_BLOCK // (na * nt * cg.shape[1]))  # rows per block: [R, A, T, C] bounded
     for j in range(len(bounds) - 1):  # one step per rank; every pair with a detection at that rank
-        sel = by_rank[bounds[j] : bounds[j + 1]]
-        g, iou4 = cg[sel], ci[sel][:, None, None, :]  # [R, C], [R, 1, 1, C]
-        ig = g_ig[g].permute(0, 2, 1)[:, :, None, :]  # [R, A, 1, C]
-        free = ~taken[g].permute(0, 2, 3, 1) | gcrowd[g][:, None, None, :]  # [R, A, T, C]
-        ok = cvalid[sel][:, None, None, :] & (iou4 >= thr4) & free
-        ok_real, ok_ig = ok & ~ig, ok & ig  # prefer ground truth that is not ignored
-        has_real, has_ig = ok_real.any(-1), ok_ig.any(-1)  # [R, A, T]
-        pick = torch.where(
-            has_real,
-            _last_argmax(torch.where(ok_real, iou4, -1.0)),
-            _last_argmax(torch.where(ok_ig, iou4, -1.0)),
-        )
-        hit = has_real | has_ig
-        d = rows[sel]
-        matched[d] = hit
-        det_ig[d] = hit & ~has_real
-        gm = g[:, None, None, :].expand(-1, na, nt, -1).gather(3, pick[..., None])[..., 0]  # [R, A, T]
-        taken[torch.where(hit, gm, ng), a_idx, t_idx] = True  # pairs never share ground truth
+        for s in range(bounds[j], bounds[j + 1], step):  # blocks of rows: independent pairs
+            sel = by_rank[s : min(s + step, bounds[j + 1])]
+            g, iou4 = cg[sel], ci[sel][:, None, None, :]  # [R, C], [R, 1, 1, C]
+            ig = g_ig[g].permute(0, 2, 1)[:, :, None, :]  # [R, A, 1, C]
+            free = ~taken[g].permute(0, 2, 3, 1) | gcrowd[g][:, None, None, :]  # [R, A, T, C]
+            ok = cvalid[sel][:, None, None, :] & (iou4 >= thr4) & free
+            ok_real, ok_ig = ok & ~ig, ok & ig  # prefer ground truth that is not ignored
+            has_real, has_ig = ok_real.any(-1), ok_ig.any(-1)  # [R, A, T]
+            pick = torch.where(
+                has_real,
+                _last_argmax(torch.where(ok_real, iou4, -1.0)),
+                _last_argmax(torch.where(ok_ig, iou4, -1.0)),
+            )
+            hit = has_real | has_ig
+            d = rows[sel]
+            matched[d] = hit
+            det_ig[d] = hit & ~has_real
+            gm = g[:, None, None, :].expand(-1, na, nt, -1).gather(3, pick[..., None])[..., 0]  # [R, A, T]
+            taken[torch.where(hit, gm, ng), a_idx, t_idx] = True  # pairs never share ground truth
     return matched, det_ig
 
 

@@ -195,6 +195,18 @@ def test_no_detections_and_mixed_label_dtypes():
     assert coco_map(preds, targets)["map_50"] == pytest.approx(1.0)
 
 
+def test_blocked_iou_and_matching_give_the_same_answer(monkeypatch):
+    import cvlib.metrics.detection as det
+
+    preds, targets = _scene(61)
+    ref = coco_map(preds, targets)
+    monkeypatch.setattr(det, "_IOU_BLOCK", 7)  # a few detections per IoU chunk
+    monkeypatch.setattr(det, "_MATCH_BLOCK", 1)  # one pair per matching block
+    out = coco_map(preds, targets)
+    assert np.array_equal(out["precision"], ref["precision"]) and np.array_equal(out["recall"], ref["recall"])
+    assert [out[k] for k in STAT_KEYS] == [ref[k] for k in STAT_KEYS]
+
+
 # ---------------------------------------------------------------------------------- device checks
 class _Strict(TorchFunctionMode):
     """On top of the harness: fail when a tensor of unknown device (a factory call without ``device=``,

@@ -28,8 +28,9 @@ float64, falls back to the CPU): :func:`coco_map` evaluates all images and class
 sort, one chunked IoU pass, a greedy-matching loop over detection *ranks* (all (image, class) pairs
 advance together; the rule is sequential only within a pair) and an accumulation that works on the
 matched detections only, for every class, area, threshold and ``max_dets`` at once. The same code
-serves the CPU: measured against the former NumPy version it was over twice as fast there, so there is
-one path. On 5,000 images x 100 detections it is faster than faster-coco-eval's C++ (see
+serves the CPU, so there is one path: on 5,000 images x 100 detections (80 classes, one thread) it
+took 1.9 s of CPU time against 5.5 s for the former NumPy version (dense cumulative sums per class)
+and 9.0 s for faster-coco-eval's C++, with results identical to pycocotools' (see
 ``book/performance.md``). The VOC metrics are small per-class loops in float64 NumPy on the CPU.
 """
 
@@ -596,8 +597,13 @@ def coco_map(
     One code path, in float64 torch on the chosen device: all images and classes are evaluated together
     on flat tensors (one sort, one IoU pass in chunks, a greedy matching loop over detection ranks rather
     than over (image, class) pairs, then the accumulation of :func:`_coco_accumulate` for every class at
-    once). Nothing is copied to the host but a few sizes until the final arrays. The results equal
-    pycocotools' (tested on random scenes with crowd boxes, to 1e-12 and mostly bit for bit).
+    once). Nothing is copied to the host but a few sizes and the class list until the final arrays.
+    The results equal pycocotools' (tested on random scenes with crowd boxes, empty images, tied scores,
+    custom ``max_dets``, areas and thresholds, to 1e-12 and mostly bit for bit).
+
+    Raises:
+        TypeError: ``device`` is not None, a str or a torch.device; inputs of the wrong types.
+        ValueError: ``device`` names no device or one not available here; malformed inputs or options.
     """
     dev = _resolve_device(device, preds)
     D, G = _flatten(preds, targets, dev)

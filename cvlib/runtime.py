@@ -39,13 +39,16 @@ __all__ = [
     "seed_everything",
     "run_info",
     "fast_dev_run",
+    "fast_dev_batch",
     "FAST_DEV_RUN_ENV",
+    "FAST_DEV_BATCH",
     "run_on",
     "module_device",
 ]
 
 SIZE_ENV = "CVLIB_SIZE"
 FAST_DEV_RUN_ENV = "CVLIB_FAST_DEV_RUN"
+FAST_DEV_BATCH = 2  # samples per batch under the fast dev run (2, so batch norm still trains)
 SIZES = ("small", "full")
 T = TypeVar("T")
 
@@ -136,9 +139,11 @@ def fast_dev_run() -> int | None:
     """The step cap from ``$CVLIB_FAST_DEV_RUN`` (an int >= 1), or None when unset/empty/0.
 
     When set, :func:`cvlib.train.fit` runs at most one epoch of at most ``N`` steps (validation: ``N``
-    batches), :func:`cvlib.train.evaluate`/:func:`cvlib.train.predict` look at ``N`` batches, and the
-    timing loops of :mod:`cvlib.ops.profile` run once. Meant for CI smoke runs of the full
-    configuration: numbers computed under it are not meaningful.
+    batches), :func:`cvlib.train.evaluate`/:func:`cvlib.train.predict` look at ``N`` batches, every
+    batch they make holds at most :data:`FAST_DEV_BATCH` samples (:func:`fast_dev_batch`), and the
+    timing loops of :mod:`cvlib.ops.profile` run once. Models, resolutions and data formats stay
+    those of the configuration. Meant for CI smoke runs of the full configuration: numbers computed
+    under it are not meaningful.
 
     Raises:
         ValueError: if the variable holds anything other than a non-negative integer.
@@ -153,6 +158,17 @@ def fast_dev_run() -> int | None:
     if n < 0:
         raise ValueError(f"{FAST_DEV_RUN_ENV} must be an integer >= 1 (or 0/unset for off), got {raw!r}")
     return n or None
+
+
+def fast_dev_batch(batch_size: int) -> int:
+    """``batch_size``, capped to :data:`FAST_DEV_BATCH` samples when :func:`fast_dev_run` is set.
+
+    The batches of :func:`cvlib.train.fit`, :func:`~cvlib.train.evaluate` and
+    :func:`~cvlib.train.predict` go through it: a smoke run of the full configuration keeps the full
+    models and resolutions but computes two samples per step. A user's own ``DataLoader`` keeps its
+    batch size.
+    """
+    return batch_size if fast_dev_run() is None else min(batch_size, FAST_DEV_BATCH)
 
 
 def module_device(model: torch.nn.Module) -> torch.device | None:

@@ -39,6 +39,16 @@ def test_notebook_cells_share_one_scope_and_tests_do_not():
     assert scope("tests/test_a.py::test_x@grp") == scope("tests/test_b.py::test_z@grp") == "grp"
 
 
+def test_loadfile_keeps_files_whole_but_splits_the_chapter_runs():
+    scope = _load_root_conftest()._file_scope
+    assert scope("tests/test_a.py::test_x") == scope("tests/test_a.py::test_y") == "tests/test_a.py"
+    assert scope("notebooks/ch01.ipynb::Cell 3") == "notebooks/ch01.ipynb"
+    run = "tests/fastdev/test_fastdev.py::test_chapter_full_configuration"
+    assert scope(f"{run}[ch07_segmentation]") != scope(f"{run}[ch08_detection]")
+    other = "tests/fastdev/test_fastdev.py::test_loaders_read_the_fixture_cache"
+    assert scope(other) == "tests/fastdev/test_fastdev.py"
+
+
 def test_dash_n_without_dist_keeps_a_notebook_in_one_kernel(tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nb = nbformat.v4.new_notebook()

@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from cvlib.runtime import fast_dev_batch
+
 __all__ = [
     "TensorBatches",
     "LoaderBatches",
@@ -203,6 +205,7 @@ def make_batches(
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = fast_dev_batch(batch_size)
     if _target_dicts(data):
         data = PairDataset(*data)
     tensors = _as_tensors(data)

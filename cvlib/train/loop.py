@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from cvlib._validate import check_class_ids, check_tensor
 from cvlib.metrics.classification import get_metric
-from cvlib.runtime import fast_dev_run, get_device, module_device, run_on
+from cvlib.runtime import fast_dev_batch, fast_dev_run, get_device, module_device, run_on
 from cvlib.train.amp import autocast_for, grad_scaler_for, resolve_amp_dtype, use_channels_last
 from cvlib.train.checkpoint import (
     load_state_dict_checked,
@@ -727,8 +727,8 @@ def fit(
             ``epochs`` and ``lr``, so resuming with more epochs continues the schedule over the new
             total; with another optimizer the optimizer state starts fresh (``RuntimeWarning``).
 
-    With ``CVLIB_FAST_DEV_RUN=N`` (:func:`cvlib.fast_dev_run`) one epoch of at most ``N`` steps is
-    run, validated on at most ``N`` batches.
+    With ``CVLIB_FAST_DEV_RUN=N`` (:func:`cvlib.fast_dev_run`) one epoch of at most ``N`` steps of at
+    most two samples is run, validated on at most ``N`` batches.
 
     Returns:
         History with ``train_loss``, ``train_<metric>``, ``val_loss``, ``val_<metric>``, ``lr`` per
@@ -956,7 +956,7 @@ def predict(
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     dev = get_device(device) if device is not None else get_device()
-    cap = fast_dev_run()
+    cap, batch_size = fast_dev_run(), fast_dev_batch(batch_size)
     stop = len(x) if cap is None else min(len(x), cap * batch_size)
     outs: list[Any] = []
     with run_on(model, dev, train=False), torch.inference_mode():

@@ -38,6 +38,7 @@ from prose_numbers import missing_glue_keys  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 STATUS_FILE = ROOT / "book" / "_execution.json"
 STATUS_PAGE = ROOT / "book" / "execution_status.md"
+GPU_STATUS_FILE = ROOT / "book" / "_execution_gpu.json"  # written by tools/device_check.py --record
 # Cell metadata that jupytext round-trips and that matters for the book and nbval.
 _KEEP_META = ("tags", "mystnb", "editable", "slideshow")
 
@@ -121,7 +122,7 @@ def _record(md: Path, seconds: float) -> None:
 
 
 def write_status_page(status: dict) -> None:
-    """Regenerate book/execution_status.md from the recorded runs."""
+    """Regenerate book/execution_status.md from the recorded runs (and the GPU runs, if any)."""
     rows = "\n".join(
         f"| {{doc}}`../notebooks/{k}` | {v['size']} | {v['device']} | {v['seconds']:.0f} s "
         f"| {v['torch']} | {v['date']} |"
@@ -133,6 +134,35 @@ def write_status_page(status: dict) -> None:
         "whole notebook took to execute, the PyTorch version and the date. This page is written by\n"
         "`tools/nb.py build` each time a notebook is executed (`make nb NB=...`).\n\n"
         "| chapter | size | device | runtime | torch | date |\n| --- | --- | --- | --- | --- | --- |\n"
+        f"{rows}\n\n{gpu_section()}"
+    )
+
+
+def gpu_section() -> str:
+    """The "On a GPU" part of the page, from ``book/_execution_gpu.json`` (``tools/device_check.py``)."""
+    head = (
+        "## On a GPU\n\n"
+        "Each chapter executed again on a CUDA GPU by `tools/device_check.py` (outputs not kept: the\n"
+        "stored outputs above stay the CPU ones that CI checks), with its wall time and peak GPU and\n"
+        "host memory.\n\n"
+    )
+    runs = json.loads(GPU_STATUS_FILE.read_text()) if GPU_STATUS_FILE.exists() else {}
+    if not runs:
+        return head + (
+            "No GPU run has been recorded yet: the machines this course was built on had no GPU. A\n"
+            "session with one runs `tools/device_check.py` (prepared by `tools/device_kit.sh`) and\n"
+            "records the result with `python tools/device_check.py --record device_check.json`.\n"
+        )
+    rows = "\n".join(
+        f"| {{doc}}`../notebooks/{v['chapter']}` | {v['size']} | {v['device']} "
+        f"| {'ok' if v['ok'] else 'failed: ' + (v.get('error') or '')[:80]} | {v['seconds']:.0f} s "
+        f"| {v.get('gpu_peak_mib') or 0:,} MiB | {v.get('host_peak_mib') or 0:,} MiB "
+        f"| {v['torch']} | {v['date']} |"
+        for _, v in sorted(runs.items())
+    )
+    return head + (
+        "| chapter | size | device | result | runtime | GPU memory | host memory | torch | date |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
         f"{rows}\n"
     )
 

@@ -54,7 +54,8 @@ def _pycoco(preds, targets, n_cls, *, max_dets=None, areas=None, iou_thrs=None, 
     images, anns, res = [], [], []
     for i, (p, t) in enumerate(zip(preds, targets)):
         images.append({"id": i + 1, "width": 400, "height": 400})
-        for b, lab, c in zip(t["boxes"].tolist(), t["labels"].tolist(), t["iscrowd"].tolist()):
+        area = t["area"].tolist() if "area" in t else [None] * len(t["boxes"])
+        for b, lab, c, ar in zip(t["boxes"].tolist(), t["labels"].tolist(), t["iscrowd"].tolist(), area):
             w, h = b[2] - b[0], b[3] - b[1]
             anns.append(
                 {
@@ -62,7 +63,7 @@ def _pycoco(preds, targets, n_cls, *, max_dets=None, areas=None, iou_thrs=None, 
                     "image_id": i + 1,
                     "category_id": lab,
                     "bbox": [b[0], b[1], w, h],
-                    "area": w * h,
+                    "area": w * h if ar is None else ar,
                     "iscrowd": int(c),
                 }
             )
@@ -146,6 +147,18 @@ def test_equals_pycocotools_custom_areas_and_thresholds():
     ours = coco_map(preds, targets, class_ids=range(1, 7), area_ranges=areas, iou_thresholds=thrs)
     _assert_same(ours, ev, stats=False)
     assert ours["map_small"] == -1.0  # no "small" range asked for
+
+
+def test_given_areas_and_use_crowd_false_equal_pycocotools():
+    pytest.importorskip("pycocotools")
+    preds, targets = _scene(35)
+    rng = np.random.default_rng(35)
+    for t in targets[::2]:  # a segmentation-like area, unrelated to the box, for half of the images
+        t["area"] = torch.tensor(rng.uniform(10, 200**2, len(t["boxes"])))
+    _assert_same(coco_map(preds, targets, class_ids=range(1, 7)), _pycoco(preds, targets, 6))
+    plain = [dict(t, iscrowd=torch.zeros_like(t["iscrowd"])) for t in targets]
+    ev = _pycoco(preds, plain, 6)
+    _assert_same(coco_map(preds, targets, class_ids=range(1, 7), use_crowd=False), ev)
 
 
 def test_many_images_and_classes_equal_pycocotools():

@@ -425,6 +425,18 @@ def _coco_match(
     return matched, det_ig
 
 
+def _sum_by(key: Tensor, values: Tensor, n: int) -> Tensor:
+    """Sums of integer (or bool) ``values`` [N, ...] per ``key`` [N] in [0, n) -> int64 [n, ...].
+
+    Sort-based (a cumulative sum read at the run boundaries): exact and deterministic on every device.
+    """
+    order = torch.sort(key).indices
+    cum = torch.zeros((len(key) + 1, *values.shape[1:]), dtype=torch.int64, device=key.device)
+    cum[1:] = values[order].long().cumsum(0)
+    edges = torch.searchsorted(key[order], torch.arange(n + 1, device=key.device))
+    return cum[edges[1:]] - cum[edges[:-1]]
+
+
 def _segment_cumsum(x: Tensor, seg: Tensor) -> Tensor:
     """Inclusive cumulative sum of int ``x`` [N] restarted at each new value of sorted ``seg`` [N]."""
     c = x.cumsum(0)
@@ -505,8 +517,10 @@ def _coco_accumulate(
         grp_l.append(grp[tp] + mi * n_grp)
         pr_l.append(tpc.double() / (n.double() + np.spacing(1)))
     grp, pr = torch.cat(grp_l), torch.cat(pr_l)
-    count = torch.bincount(grp, minlength=nm * n_grp)  # true positives per (m, a, t, k)
-    first = count.cumsum(0) - count
+    # true positives per (m, a, t, k): grp is sorted, so counts are differences of run boundaries
+    # (rather than bincount, which has no deterministic CUDA kernel)
+    edges = torch.searchsorted(grp, torch.arange(nm * n_grp + 1, device=dev))
+    first, count = edges[:-1], edges[1:] - edges[:-1]
     env = torch.cat([_segment_suffix_max(pr, grp) if len(grp) else pr, pr.new_zeros(1)])
     # the true positive at which recall (j / npig) first reaches each recall point: ceil(r * npig),
     # then corrected to the exact float64 test COCOeval's searchsorted makes
@@ -659,8 +673,7 @@ def coco_map(
         d_area = (dbox[:, 2] - dbox[:, 0]) * (dbox[:, 3] - dbox[:, 1])
         d_out = (d_area[:, None] < area_lo) | (d_area[:, None] > area_hi)  # [D, A]
         det_ig |= ~matched & d_out[:, :, None]
-        npig = torch.zeros((nk, na), dtype=torch.int64, device=dev)  # non-ignored ground truth
-        npig.index_put_((gk[gsel],), (~g_ig).long(), accumulate=True)
+        npig = _sum_by(gk[gsel], ~g_ig, nk)  # [K, A] non-ignored ground truth
         rec_thr = torch.as_tensor(rec_np, device=dev)
         prec_t, rec_t = _coco_accumulate(
             matched, det_ig, d_out, dpair % nk, dscore, rank, npig, max_dets, rec_thr

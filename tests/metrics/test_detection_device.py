@@ -311,8 +311,16 @@ def test_cuda_equals_cpu():
     ref = coco_map(preds, targets, class_ids=range(1, 7))
     gpu = [{k: v.cuda() for k, v in d.items()} for d in preds]
     out = coco_map(gpu, targets, class_ids=range(1, 7))
-    assert [out[k] for k in STAT_KEYS] == [ref[k] for k in STAT_KEYS]
-    assert np.array_equal(out["precision"], ref["precision"]) and np.array_equal(out["recall"], ref["recall"])
+    prev = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)  # no op without a deterministic CUDA kernel is used
+    try:
+        strict = coco_map(gpu, targets, class_ids=range(1, 7))
+    finally:
+        torch.use_deterministic_algorithms(prev)
+    for res in (out, strict):
+        assert [res[k] for k in STAT_KEYS] == [ref[k] for k in STAT_KEYS]
+        assert np.array_equal(res["precision"], ref["precision"])
+        assert np.array_equal(res["recall"], ref["recall"])
 
 
 def test_device_argument_is_validated():

@@ -11,7 +11,7 @@ What it measures (the GPU items of the issues "The GPU reader's path" and "Perfo
 * ``perf``: ``benchmarks/bench_perf.py`` on the GPU (the k-NN distance step, NMS and RoIAlign
   against torchvision's CUDA kernels, COCO mAP on the detections' device).
 * ``full``: one chapter at ``CVLIB_SIZE=full`` on real data carried in ``--data`` (default
-  ``ch12_explanations``: Fashion-MNIST in its idx files, no ImageNet weights needed).
+  ``ch02_cnn_basics``: all of MNIST in its idx files, no ImageNet weights needed).
 
 Everything goes to ``--out`` (``$OUT`` on the device machine): ``device_check.json`` is rewritten
 after every step, so a run stopped at its time limit keeps what finished, and ``bench_train.json``
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default=None, help="cuda (default when available) or cpu")
     ap.add_argument("--steps", nargs="+", default=["env", "train", "chapters", "perf", "full"])
     ap.add_argument("--chapters", nargs="*", default=None, help="chapter stems (default: all)")
-    ap.add_argument("--full", default="ch12_explanations", help="the chapter run at full size")
+    ap.add_argument("--full", default="ch02_cnn_basics", help="the chapter run at full size")
     ap.add_argument("--data", type=Path, default=None, help="CVLIB_DATA for the full-size chapter")
     ap.add_argument("--budget", type=float, default=540, help="seconds for all steps together")
     ap.add_argument("--cell-timeout", type=int, default=300)

@@ -2,7 +2,8 @@
 # Prepare, here (PyPI reachable), what tools/device_check.py needs on the GPU machine, which has
 # PyTorch and torchvision but no Jupyter kernel stack and no network:
 #   .whl/          the kernel packages as wheels for that machine's Python (3.12, x86-64 Linux)
-#   .device_data/  real Fashion-MNIST idx files for the full-size chapter (from ../shared/data)
+#   .device_data/  real MNIST idx files for the full-size chapter (from ../shared/data; 11 MB:
+#                  the repo, the wheels and the data must stay under the tool's 64 MiB together)
 # Both folders are kept out of git through .git/info/exclude and travel with `carry`.
 # Usage: bash tools/device_kit.sh [python-version]   (default 3.12; 3.11 to test on this machine)
 set -euo pipefail
@@ -30,9 +31,9 @@ for p in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_26_x86_64 manyl
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$PYVER" --implementation cp \
   "${PLAT[@]}" -d "$WHL" "${PKGS[@]}"
 mkdir -p .device_data
-if [ -d ../shared/data/fashion_mnist ]; then
-  cp -r ../shared/data/fashion_mnist .device_data/
+if [ -d ../shared/data/mnist ]; then
+  cp -r ../shared/data/mnist .device_data/
 else
-  echo "../shared/data/fashion_mnist not found: the full-size chapter will have no data" >&2
+  echo "../shared/data/mnist not found: the full-size chapter will have no data" >&2
 fi
 du -sh "$WHL" .device_data

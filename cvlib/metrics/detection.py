@@ -540,9 +540,9 @@ def _coco_accumulate(
 
 
 def _coco_summary(
-    precision: np.ndarray, recall: np.ndarray, thr: np.ndarray, names: list, max_dets: list
+    precision: np.ndarray, recall: np.ndarray, thr: np.ndarray, names: list, max_dets: list, classes: list
 ) -> dict:
-    """COCOeval's 12 statistics (``summarize``) and the per-class means from the raw arrays."""
+    """:func:`coco_map`'s dict: COCOeval's 12 statistics (``summarize``), per-class means, the arrays."""
 
     def mean(x: np.ndarray) -> float:
         x = x[x > -1]
@@ -566,10 +566,68 @@ def _coco_summary(
         out[f"mar_{md}"] = ar(md=md)
     for a in ("small", "medium", "large"):
         out[f"mar_{a}"] = ar(area=a) if a in names else -1.0
-    ia, im, nk = names.index("all"), len(max_dets) - 1, precision.shape[2]
-    out["map_per_class"] = [mean(precision[:, :, k, ia, im]) for k in range(nk)]
-    out["mar_100_per_class"] = [mean(recall[:, k, ia, im]) for k in range(nk)]
+    ia, im = names.index("all"), len(max_dets) - 1
+    out["classes"] = classes
+    out["map_per_class"] = [mean(precision[:, :, k, ia, im]) for k in range(len(classes))]
+    out["mar_100_per_class"] = [mean(recall[:, k, ia, im]) for k in range(len(classes))]
+    out["precision"], out["recall"] = precision, recall
     return out
+
+
+def _coco_evaluate(
+    D: dict,
+    G: dict,
+    cls: Tensor,
+    thr: Tensor,
+    area_rng: Tensor,
+    max_dets: list[int],
+    rec_thr: Tensor,
+    use_crowd: bool,
+) -> tuple[Tensor, Tensor]:
+    """COCOeval's ``evaluate`` and ``accumulate`` on the flat tensors of :func:`_flatten`.
+
+    Args:
+        D, G: detections and ground truth (:func:`_flatten`); cls: [K] sorted class ids; thr: [T] IoU
+            thresholds; area_rng: [A, 2] (min, max) areas; max_dets: M sorted values; rec_thr: [R].
+
+    Returns:
+        precision [T, R, K, A, M] and recall [T, K, A, M] (float64 on the inputs' device).
+    """
+    nk = len(cls)
+    area_lo, area_hi = area_rng[:, 0], area_rng[:, 1]
+
+    def cls_index(lab: Tensor) -> Tensor:  # class index of each label, -1: not evaluated
+        pos = torch.searchsorted(cls, lab).clamp(max=nk - 1)
+        return torch.where(cls[pos] == lab, pos, -1)
+
+    dk, gk = cls_index(D["labels"]), cls_index(G["labels"])
+    # detections: by image, class, decreasing score (stable), the best max(max_dets) of each pair
+    dsel = (dk >= 0).nonzero()[:, 0]
+    dsel = dsel[torch.sort(-D["scores"][dsel], stable=True).indices]
+    dpair = D["img"][dsel] * nk + dk[dsel]
+    o = torch.sort(dpair, stable=True).indices
+    dsel, dpair = dsel[o], dpair[o]
+    rank = _group_rank(dpair)
+    keep = rank < max_dets[-1]
+    dsel, dpair, rank = dsel[keep], dpair[keep], rank[keep]
+    dbox, dscore = D["boxes"][dsel], D["scores"][dsel]
+    # ground truth: by image and class (original order within a pair), ignored per area range
+    gsel = (gk >= 0).nonzero()[:, 0]
+    gpair = G["img"][gsel] * nk + gk[gsel]
+    o = torch.sort(gpair, stable=True).indices
+    gsel, gpair = gsel[o], gpair[o]
+    garea = G["area"][gsel]
+    gcrowd = G["iscrowd"][gsel] & use_crowd
+    g_ig = gcrowd[:, None] | (garea[:, None] < area_lo) | (garea[:, None] > area_hi)  # [G, A]
+    # matching; an unmatched detection outside an area range is ignored in that range
+    gstart = torch.searchsorted(gpair, dpair)
+    gcount = torch.searchsorted(gpair, dpair, right=True) - gstart
+    matched, det_ig = _coco_match(dbox, dpair, gstart, gcount, G["boxes"][gsel], gcrowd, g_ig, thr)
+    d_area = (dbox[:, 2] - dbox[:, 0]) * (dbox[:, 3] - dbox[:, 1])
+    d_out = (d_area[:, None] < area_lo) | (d_area[:, None] > area_hi)  # [D, A]
+    det_ig |= ~matched & d_out[:, :, None]
+    npig = _sum_by(gk[gsel], ~g_ig, nk)  # [K, A] non-ignored ground truth
+    return _coco_accumulate(matched, det_ig, d_out, dpair % nk, dscore, rank, npig, max_dets, rec_thr)
 
 
 def coco_map(
@@ -624,8 +682,8 @@ def coco_map(
     areas = dict(area_ranges or COCO_AREA_RANGES)
     if "all" not in areas:
         raise ValueError(f"area_ranges must include 'all', got {list(areas)}")
-    area_lo = torch.tensor([float(v[0]) for v in areas.values()], dtype=torch.float64, device=dev)
-    area_hi = torch.tensor([float(v[1]) for v in areas.values()], dtype=torch.float64, device=dev)
+    if not all(isinstance(v, (tuple, list)) and len(v) == 2 for v in areas.values()):
+        raise ValueError(f"area_ranges must map names to (min, max) pairs, got {areas}")
     thr_np = _check_thresholds(iou_thresholds)
     if isinstance(rec_thresholds, bool) or not isinstance(rec_thresholds, int) or rec_thresholds < 2:
         raise ValueError(f"rec_thresholds must be an int >= 2, got {rec_thresholds!r}")
@@ -637,57 +695,23 @@ def coco_map(
         sorted({int(c) for c in class_ids}) if class_ids is not None else torch.unique(G["labels"]).tolist()
     )
     nt, nr, nk, na, nm = len(thr_np), len(rec_np), len(classes), len(areas), len(max_dets)
-    names = list(areas)
     if nk == 0:
         precision, recall = -np.ones((nt, nr, nk, na, nm)), -np.ones((nt, nk, na, nm))
     else:
-        thr = torch.as_tensor(thr_np, device=dev)
-        cls = torch.tensor(classes, dtype=torch.int64, device=dev)
-
-        def cls_index(lab: Tensor) -> Tensor:  # class index of each label, -1: not evaluated
-            pos = torch.searchsorted(cls, lab).clamp(max=nk - 1)
-            return torch.where(cls[pos] == lab, pos, -1)
-
-        dk, gk = cls_index(D["labels"]), cls_index(G["labels"])
-        # detections: by image, class, decreasing score (stable), the best max(max_dets) of each pair
-        dsel = (dk >= 0).nonzero()[:, 0]
-        dsel = dsel[torch.sort(-D["scores"][dsel], stable=True).indices]
-        dpair = D["img"][dsel] * nk + dk[dsel]
-        o = torch.sort(dpair, stable=True).indices
-        dsel, dpair = dsel[o], dpair[o]
-        rank = _group_rank(dpair)
-        keep = rank < max_dets[-1]
-        dsel, dpair, rank = dsel[keep], dpair[keep], rank[keep]
-        dbox, dscore = D["boxes"][dsel], D["scores"][dsel]
-        # ground truth: by image and class (original order within a pair)
-        gsel = (gk >= 0).nonzero()[:, 0]
-        gpair = G["img"][gsel] * nk + gk[gsel]
-        o = torch.sort(gpair, stable=True).indices
-        gsel, gpair = gsel[o], gpair[o]
-        garea = G["area"][gsel]
-        gcrowd = G["iscrowd"][gsel] & use_crowd
-        g_ig = gcrowd[:, None] | (garea[:, None] < area_lo) | (garea[:, None] > area_hi)  # [G, A]
-        gstart = torch.searchsorted(gpair, dpair)
-        gcount = torch.searchsorted(gpair, dpair, right=True) - gstart
-        matched, det_ig = _coco_match(dbox, dpair, gstart, gcount, G["boxes"][gsel], gcrowd, g_ig, thr)
-        d_area = (dbox[:, 2] - dbox[:, 0]) * (dbox[:, 3] - dbox[:, 1])
-        d_out = (d_area[:, None] < area_lo) | (d_area[:, None] > area_hi)  # [D, A]
-        det_ig |= ~matched & d_out[:, :, None]
-        npig = _sum_by(gk[gsel], ~g_ig, nk)  # [K, A] non-ignored ground truth
-        rec_thr = torch.as_tensor(rec_np, device=dev)
-        prec_t, rec_t = _coco_accumulate(
-            matched, det_ig, d_out, dpair % nk, dscore, rank, npig, max_dets, rec_thr
+        prec_t, rec_t = _coco_evaluate(
+            D,
+            G,
+            torch.tensor(classes, dtype=torch.int64, device=dev),
+            torch.as_tensor(thr_np, device=dev),
+            torch.tensor(
+                [[float(lo), float(hi)] for lo, hi in areas.values()], dtype=torch.float64, device=dev
+            ),
+            max_dets,
+            torch.as_tensor(rec_np, device=dev),
+            use_crowd,
         )
         precision, recall = prec_t.cpu().numpy(), rec_t.cpu().numpy()
-    out = _coco_summary(precision, recall, thr_np, names, max_dets)
-    out = {k: v for k, v in out.items() if k not in ("map_per_class", "mar_100_per_class")} | {
-        "classes": classes,
-        "map_per_class": out["map_per_class"],
-        "mar_100_per_class": out["mar_100_per_class"],
-        "precision": precision,
-        "recall": recall,
-    }
-    return out
+    return _coco_summary(precision, recall, thr_np, list(areas), max_dets, classes)
 
 
 # -------------------------------------------------------------------------------------------- VOC

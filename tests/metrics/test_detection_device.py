@@ -336,6 +336,8 @@ def test_device_argument_is_validated():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="device 'cuda' is not available here"):
             coco_map(preds, targets, device="cuda")
+    with pytest.raises(ValueError, match=r"area_ranges must map names to \(min, max\) pairs"):
+        coco_map(preds, targets, area_ranges={"all": (0.0, 1e10), "big": 5000.0})
     # MPS has no float64: the CPU is used, with the same answer
     ref, mps = coco_map(preds, targets), coco_map(preds, targets, device="mps")
     assert [mps[k] for k in STAT_KEYS] == [ref[k] for k in STAT_KEYS]

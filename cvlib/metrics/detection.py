@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from cvlib.runtime import fast_dev_run
+from cvlib.runtime import fast_dev_batch, fast_dev_run
 
 __all__ = [
     "COCO_IOU_THRESHOLDS",
@@ -904,7 +904,8 @@ def evaluate_detector(
     suppress noise from other processes); the predictions come from the first pass.
 
     Under ``CVLIB_FAST_DEV_RUN=N`` (:func:`cvlib.runtime.fast_dev_run`) only the first ``N`` batches
-    are run and scored, once, with no warm-up: a smoke run whose numbers are meaningless.
+    of at most two images are run and scored, once, with no warm-up: a smoke run whose numbers are
+    meaningless.
 
     Args:
         model (nn.Module): eval-mode call ``model(images) -> list[dict]`` (boxes, scores, labels).
@@ -946,7 +947,7 @@ def evaluate_detector(
         raise TypeError(
             f"data must be (images, targets) or a Dataset of (image, target), got {type(data).__name__}"
         )
-    fast = fast_dev_run()
+    fast, batch_size = fast_dev_run(), fast_dev_batch(batch_size)
     if fast is not None:
         warmup, repeats, n = 0, 1, min(n, fast * batch_size)
     device = next(model.parameters()).device

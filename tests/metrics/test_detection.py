@@ -243,6 +243,9 @@ def test_evaluate_detector_under_fast_dev_run_runs_n_batches_once(monkeypatch, n
     assert len(res["preds"]) == 2 * n and res["map"] == coco_map(preds[: 2 * n], targets[: 2 * n])["map"]
     assert res["images_per_s"] > 0
     batches.clear()
+    evaluate_detector(model, (images, targets), batch_size=5)
+    assert batches == [2] * n  # batches of at most two images (cvlib.runtime.FAST_DEV_BATCH)
+    batches.clear()
     loaded = []
 
     class _DS:

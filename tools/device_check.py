@@ -8,6 +8,8 @@ What it measures (the GPU items of the issues "The GPU reader's path" and "Perfo
 * ``chapters``: every ``notebooks/ch*.ipynb`` executed again, outputs discarded, with
   ``CVLIB_SIZE=small CVLIB_DEVICE=cuda``: wall seconds, peak GPU memory, peak host memory, first
   error (any device mismatch or CUDA-only failure shows here).
+* ``tests``: the unit tests that exercise CUDA where it exists (AMP, k-NN, COCO mAP on the
+  device, segmentation models, transforms, explanations, the device contract), on the GPU.
 * ``perf``: ``benchmarks/bench_perf.py`` on the GPU (the k-NN distance step, NMS and RoIAlign
   against torchvision's CUDA kernels, COCO mAP on the detections' device).
 * ``full``: one chapter at ``CVLIB_SIZE=full`` on real data carried in ``--data`` (default
@@ -45,6 +47,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+CUDA_TESTS = [  # the test files with CUDA cases (skipped without a GPU)
+    "tests/train/test_amp.py",
+    "tests/test_knn.py",
+    "tests/metrics/test_detection_device.py",
+    "tests/ops/test_profile.py",
+    "tests/models/test_segmentation.py",
+    "tests/data/test_transforms.py",
+    "tests/data/test_shapes.py",
+    "tests/viz/test_explain.py",
+    "tests/test_device_contract.py",
+]
 GPU_STATUS = ROOT / "book" / "_execution_gpu.json"
 _GLUE_SHIM = '''"""Stand-in for myst_nb.glue on a machine without myst-nb: shows the value, stores nothing."""
 def glue(name, variable, display=True):
@@ -152,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, help="folder for the results ($OUT on the device machine)")
     ap.add_argument("--device", default=None, help="cuda (default when available) or cpu")
-    ap.add_argument("--steps", nargs="+", default=["env", "train", "chapters", "perf", "full"])
+    ap.add_argument("--steps", nargs="+", default=["env", "train", "tests", "chapters", "perf", "full"])
     ap.add_argument("--chapters", nargs="*", default=None, help="chapter stems (default: all)")
     ap.add_argument("--full", default="ch02_cnn_basics", help="the chapter run at full size")
     ap.add_argument("--data", type=Path, default=None, help="CVLIB_DATA for the full-size chapter")
@@ -191,11 +204,18 @@ def main(argv: list[str] | None = None) -> int:
                  str(a.out / "bench_train.json")],
                 min(left(), 150),
             )  # fmt: skip
-        elif step == "perf":
-            res["steps"]["perf"] = _script(
-                ["benchmarks/bench_perf.py", "--only", "knn", "nms", "roi", "--quick", "--no-write"],
-                min(left(), 120),
+        elif step == "tests":
+            res["steps"]["tests"] = _script(
+                ["-m", "pytest", "-q", "-p", "no:cacheprovider", *CUDA_TESTS], min(left(), 150)
             )
+        elif step == "perf":  # results.json is written in the checkout: copied to --out after
+            res["steps"]["perf"] = _script(
+                ["benchmarks/bench_perf.py", "--only", "knn", "coco", "torchvision", "--coco-images", "1000"],
+                min(left(), 150),
+            )
+            results = ROOT / "benchmarks" / "results.json"
+            if results.exists():
+                (a.out / "bench_perf.json").write_text(results.read_text())
         elif step == "chapters":
             names = a.chapters or sorted(p.stem for p in (ROOT / "notebooks").glob("ch*.ipynb"))
             rows = res["steps"].setdefault("chapters", [])

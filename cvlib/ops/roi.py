@@ -7,9 +7,14 @@ to feature cells and max-pools each bin; RoIAlign keeps the box continuous and a
 conventions (``aligned`` half-pixel shift, out-of-map samples counting as 0, the 1-pixel minimum roi
 size when ``aligned=False``) follow the Detectron2 / torchvision kernels, so results are comparable.
 
-Implementation: every sample is a bilinear blend of 4 feature cells; the 4 cell indices and weights of
-all samples of all boxes are computed at once and gathered from the flattened feature map, so there is
-no Python loop over boxes (RoIPool loops over chunks of boxes only to bound memory).
+Implementation: bilinear sampling on a regular grid is separable. Along each axis, the mean over a
+bin's samples of their two bilinear taps is a row of weights over feature cells, so a roi's output is
+``Ay @ crop @ Ax^T`` with ``Ay`` Tensor[out_h, Ty] and ``Ax`` Tensor[out_w, Tx] on the ``Ty`` x ``Tx``
+distinct cells its samples touch (the roi's crop when samples are denser than cells, a few rows and
+columns around the samples when they are sparser). Rois are sorted by crop size and pooled in groups
+with one batched gather of their crops (channels last) and two batched matmuls, so each roi costs
+about its own crop, whatever the largest roi; Python loops run over groups and memory-bounded chunks
+of rois, not over single boxes (RoIPool loops over chunks of boxes only to bound memory).
 
 Boxes are given as a list of Tensor[K_b, 4] (one per image) or a Tensor[K, 5] whose first column is
 the image index; coordinates are xyxy in input pixels and ``spatial_scale`` maps them to the map
@@ -107,36 +112,57 @@ def _check(
     return rois, (oh, ow)
 
 
-def _axis_samples(start: Tensor, size: Tensor, bins: int, grid: Tensor, g_max: int, length: int):
-    """Bilinear taps along one axis.
+def _axis_taps(start: Tensor, size: Tensor, bins: int, grid: Tensor, g_max: int, length: int):
+    """Bilinear sampling along one axis as a weight matrix on the distinct feature cells it touches.
 
-    For K rois, returns (low index, high index, low weight, high weight) each [K, bins * g_max], with the
-    weights zeroed for samples outside the map or beyond that roi's own ``grid`` count.
+    For n rois, the samples of bin ``p`` are at ``start + (p + (i + 0.5) / grid) * size / bins`` for
+    ``i < grid``; each is a blend of its ``low`` and ``high`` cell (clamped to the map, weight 0 outside
+    ``[-1, length]``). The mean over the samples of a bin is a row of weights over cells, so the axis is
+    summarised by ``cells`` Tensor[n, T] (the distinct cells of each roi, ascending, padded with its last
+    one) and ``weights`` Tensor[n, bins, T] (bin ``p``'s mean tap weight on ``cells[:, t]``).
     """
-    k = start.shape[0]
-    bin_size = size / bins  # [K]
+    n = start.shape[0]
+    bin_size = size / bins  # [n]
     p = torch.arange(bins, device=start.device, dtype=start.dtype)
     i = torch.arange(g_max, device=start.device, dtype=start.dtype)
-    frac = (i[None, :] + 0.5) / grid[:, None]  # [K, g]
+    frac = (i[None, :] + 0.5) / grid[:, None]  # [n, g]
     pos = (
         start[:, None, None] + (p[None, :, None] + frac[:, None, :]) * bin_size[:, None, None]
-    )  # [K, bins, g]
+    )  # [n, bins, g]
     valid = (i[None, None, :] < grid[:, None, None]) & (pos >= -1.0) & (pos <= length)
     pos = pos.clamp(min=0)
     low = pos.floor().clamp(max=length - 1)
     at_edge = low >= length - 1
     pos = torch.where(at_edge, low, pos)
-    high = torch.where(at_edge, low, low + 1)
     w_high = pos - low
     w_low = 1 - w_high
-    vf = valid.to(start.dtype)
-    shape = (k, bins * g_max)
-    return (
-        low.long().reshape(shape),
-        high.long().reshape(shape),
-        (w_low * vf).reshape(shape),
-        (w_high * vf).reshape(shape),
-    )
+    low = low.long()
+    high = torch.where(at_edge, low, low + 1)
+    # samples that do not count (out of the map, or beyond this roi's own grid) point at the roi's first
+    # tap with weight 0, so that they add no cell
+    first = low[:, :1, :1]
+    taps = torch.cat([torch.where(valid, low, first), torch.where(valid, high, first)], dim=2)  # [n,bins,2g]
+    vf = valid.to(start.dtype) / grid[:, None, None]
+    wgt = torch.cat([w_low * vf, w_high * vf], dim=2)  # [n, bins, 2g]
+    # distinct cells of each roi: sort its taps, number the first of each run of equal cells
+    flat = taps.reshape(n, -1)
+    sv, perm = flat.sort(dim=1)
+    new = torch.ones_like(sv, dtype=torch.bool)
+    new[:, 1:] = sv[:, 1:] != sv[:, :-1]
+    rank_sorted = new.long().cumsum(1) - 1
+    t = int(rank_sorted[:, -1].max()) + 1
+    rank = torch.empty_like(rank_sorted).scatter_(1, perm, rank_sorted)  # column of each tap
+    cells = sv[:, -1:].repeat(1, t).scatter_(1, rank_sorted, sv)  # equal taps write equal cells
+    weights = wgt.new_zeros((n, bins, t)).scatter_add(2, rank.view(n, bins, -1), wgt)
+    return cells, weights
+
+
+def _tap_bound(start: Tensor, size: Tensor, bins: int, grid: Tensor, length: int) -> Tensor:
+    """Upper bound of the number of distinct cells :func:`_axis_taps` returns per roi (Tensor[n])."""
+    step = size / (bins * grid)
+    lo = (start + 0.5 * step).clamp(0, length - 1).floor()
+    hi = (start + size - 0.5 * step).clamp(0, length - 1).floor() + 2  # + 1 for the high tap, + 1 slack
+    return torch.minimum((hi - lo + 1).clamp(1, length), 2 * bins * grid)
 
 
 def roi_align(
@@ -161,8 +187,9 @@ def roi_align(
     Returns:
         Tensor[K, C, out_h, out_w]: pooled features, in the order of the rois.
 
-    Memory is bounded: rois (and, for very large rois, rows of output bins) are processed in blocks of
-    at most ``2**24`` bilinear samples x channels (64 MB in float32 per tap), whatever the sizes.
+    Memory is bounded: crops are gathered in chunks of rois (and, for very large rois, of crop rows and
+    columns) of at most ``2**20`` cells x channels (4 MB in float32), whatever the sizes; besides the
+    output, a channels-last copy of ``input`` is the only allocation of its size.
     """
     rois, (oh, ow) = _check(input, boxes, output_size, spatial_scale, inverted=True)
     return _roi_align(input, rois, (oh, ow), float(spatial_scale), sampling_ratio, aligned)
@@ -177,7 +204,7 @@ def _roi_align(
     aligned: bool,
     max_elements: int = 2**24,
 ) -> Tensor:
-    """:func:`roi_align` on validated ``rois`` Tensor[K, 5], in blocks of <= ``max_elements`` samples."""
+    """:func:`roi_align` on validated ``rois`` Tensor[K, 5], in blocks of <= ``max_elements`` values."""
     oh, ow = output_size
     b, c, h, w = input.shape
     k = rois.shape[0]
@@ -193,35 +220,79 @@ def _roi_align(
         gx = torch.full_like(rw, float(sampling_ratio))
     else:
         gy, gx = torch.ceil(rh / oh).clamp(min=1), torch.ceil(rw / ow).clamp(min=1)
-    gy_max, gx_max = int(gy.max()), int(gx.max())
-    ylo, yhi, wylo, wyhi = _axis_samples(y1, rh, oh, gy, gy_max, h)  # [K, Y]
-    xlo, xhi, wxlo, wxhi = _axis_samples(x1, rw, ow, gx, gx_max, w)  # [K, X]
-    base = rois[:, 0].long() * (h * w)  # [K]
-    flat = input.permute(0, 2, 3, 1).reshape(b * h * w, c).to(rois.dtype)  # [B*H*W, C]: rows gather fast
-    # memory: a block of k rois x r output rows holds k * r * gy_max * X * C samples per tap; blocks are
-    # sized to stay under max_elements (at least one roi and one output row)
-    per_row = gy_max * xlo.shape[1] * c
-    rows = max(1, min(oh, max_elements // max(1, per_row)))
-    kc = max(1, max_elements // max(1, per_row * oh)) if rows == oh else 1
-    outs = []
-    for ks in range(0, k, kc):
-        kk = slice(ks, ks + kc)
-        n = len(range(k)[kk])
-        row_outs = []
-        for r0 in range(0, oh, rows):
-            r1 = min(oh, r0 + rows)
-            yy = slice(r0 * gy_max, r1 * gy_max)
-            acc = 0
-            for yi, wy in ((ylo, wylo), (yhi, wyhi)):
-                for xi, wx in ((xlo, wxlo), (xhi, wxhi)):
-                    idx = base[kk, None, None] + yi[kk, yy, None] * w + xi[kk, None, :]  # [k, Y', X]
-                    wgt = wy[kk, yy, None] * wx[kk, None, :]  # [k, Y', X]
-                    acc = acc + flat.index_select(0, idx.reshape(-1)).view(*idx.shape, c) * wgt[..., None]
-            row_outs.append(acc.view(n, r1 - r0, gy_max, ow, gx_max, c).sum(dim=(2, 4)))  # [k, r, ow, C]
-        outs.append(torch.cat(row_outs, dim=1) if len(row_outs) > 1 else row_outs[0])
-    out = torch.cat(outs, dim=0) if len(outs) > 1 else outs[0]  # [K, oh, ow, C]
-    out = out / (gy * gx).view(k, 1, 1, 1)
-    return out.permute(0, 3, 1, 2).to(input.dtype).contiguous()
+    # groups of rois with similar crops, each padded to its largest crop: sort by the bound of the
+    # distinct cells (rows x columns) and cut where padding would add more than a quarter of the work,
+    # or where the group's tap tables would exceed the budget
+    ny = _tap_bound(y1, rh, oh, gy, h)
+    nx = _tap_bound(x1, rw, ow, gx, w)
+    order = torch.argsort(ny * nx, descending=True)
+    plan = torch.stack([ny, nx, gy, gx], 1)[order].long().tolist()
+    groups, cur, cy, cx, area = [], [], 0, 0, 0
+    for j, (ey, ex, ey_g, ex_g) in enumerate(plan):
+        ty, tx = max(cy, ey), max(cx, ex)
+        own = max(ey, oh) * max(ex, ow)
+        padded = (len(cur) + 1) * max(ty, oh) * max(tx, ow)
+        tables = (len(cur) + 1) * (oh * (ty + 4 * ey_g) + ow * (tx + 4 * ex_g))
+        if cur and (padded > 1.25 * (area + own) + 4096 or tables > max_elements):
+            groups.append(cur)
+            cur, ty, tx, area = [], ey, ex, 0
+        cur.append(j)
+        cy, cx, area = ty, tx, area + own
+    groups.append(cur)
+    # channels last, [B*H*W, C] with contiguous rows: a gathered cell is one copied row
+    flat = input.to(rois.dtype).permute(0, 2, 3, 1).contiguous().view(b * h * w, c)
+    out = flat.new_empty((k, c, oh, ow))
+    order_l = order.tolist()
+    for grp in groups:
+        sel = torch.tensor([order_l[j] for j in grp], device=rois.device)
+        gy_max = max(plan[j][2] for j in grp)
+        gx_max = max(plan[j][3] for j in grp)
+        uy, ay = _axis_taps(y1[sel], rh[sel], oh, gy[sel], gy_max, h)  # [n, Ty], [n, oh, Ty]
+        ux, ax = _axis_taps(x1[sel], rw[sel], ow, gx[sel], gx_max, w)  # [n, Tx], [n, ow, Tx]
+        base = rois[sel, 0].long() * (h * w)
+        # rois in chunks whose gathered crops stay in cache: at most 2**20 values, or max_elements
+        chunk = min(max_elements, 2**20)
+        n = max(1, min(len(grp), chunk // (max(uy.shape[1], oh) * max(ux.shape[1], ow) * max(c, 1))))
+        for s in range(0, len(grp), n):
+            r = slice(s, s + n)
+            pooled = _pool_rois(flat, base[r], uy[r], ay[r], ux[r], ax[r], w, chunk)  # [n, oh, ow, C]
+            out.index_copy_(0, sel[r], pooled.permute(0, 3, 1, 2))
+    return out.to(input.dtype)
+
+
+def _pool_rois(
+    flat: Tensor, base: Tensor, uy: Tensor, ay: Tensor, ux: Tensor, ax: Tensor, w: int, max_elements: int
+) -> Tensor:
+    """``ay @ crop @ ax^T`` for n rois, each crop gathered from ``flat`` Tensor[B*H*W, C] on the cells
+    ``uy`` x ``ux`` (rows ``base + y * w + x``), in chunks of rows and columns that hold at most
+    ``max_elements`` gathered values and partial sums (at least one cell per roi).
+
+    Args:
+        uy (Tensor[n, Ty]), ux (Tensor[n, Tx]): cell rows and columns of each roi.
+        ay (Tensor[n, oh, Ty]), ax (Tensor[n, ow, Tx]): mean tap weights of each output bin.
+
+    Returns:
+        Tensor[n, oh, ow, C].
+    """
+    n, oh, ty = ay.shape
+    ow, tx = ax.shape[1:]
+    c = flat.shape[1]
+    cols = max(1, min(tx, max_elements // max(1, n * oh * c)))
+    rows = max(1, min(ty, max_elements // max(1, n * cols * c)))
+    out = None
+    for c0 in range(0, tx, cols):
+        xs = slice(c0, c0 + cols)
+        m = len(range(tx)[xs])
+        part = None
+        for r0 in range(0, ty, rows):
+            ys = slice(r0, r0 + rows)
+            idx = base[:, None, None] + uy[:, ys, None] * w + ux[:, None, xs]  # [n, rows, m]
+            crop = flat.index_select(0, idx.reshape(-1)).view(n, idx.shape[1], m * c)
+            p = torch.bmm(ay[:, :, ys], crop)  # [n, oh, m * C]
+            part = p if part is None else part + p
+        q = torch.matmul(ax[:, None, :, xs], part.view(n, oh, m, c))  # [n, oh, ow, C]
+        out = q if out is None else out + q
+    return out
 
 
 def roi_pool(

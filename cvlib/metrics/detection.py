@@ -904,8 +904,8 @@ def evaluate_detector(
     suppress noise from other processes); the predictions come from the first pass.
 
     Under ``CVLIB_FAST_DEV_RUN=N`` (:func:`cvlib.runtime.fast_dev_run`) only the first ``N`` batches
-    of at most two images are run and scored, once, with no warm-up: a smoke run whose numbers are
-    meaningless.
+    of at most two images are run and scored, once, with no warm-up; ``preds`` still has one entry
+    per image (the images not run have no detections): a smoke run whose numbers are meaningless.
 
     Args:
         model (nn.Module): eval-mode call ``model(images) -> list[dict]`` (boxes, scores, labels).
@@ -948,6 +948,7 @@ def evaluate_detector(
             f"data must be (images, targets) or a Dataset of (image, target), got {type(data).__name__}"
         )
     fast, batch_size = fast_dev_run(), fast_dev_batch(batch_size)
+    total = n
     if fast is not None:
         warmup, repeats, n = 0, 1, min(n, fast * batch_size)
     device = next(model.parameters()).device
@@ -985,6 +986,8 @@ def evaluate_detector(
         model.train(was_training)
     res = coco_map(preds, all_targets, device=device)
     voc = voc_ap(preds, all_targets)
+    if preds and total > n:  # fast dev run: a full run's length, the images not run have no detections
+        preds = preds + [{k: v[:0] for k, v in preds[-1].items()} for _ in range(total - n)]
     res.update(
         voc_map_50=voc["map"],
         curves=voc["curves"],

@@ -240,7 +240,9 @@ def test_evaluate_detector_under_fast_dev_run_runs_n_batches_once(monkeypatch, n
     monkeypatch.setenv("CVLIB_FAST_DEV_RUN", str(n))
     res = evaluate_detector(model, (images, targets), batch_size=2, warmup=1, repeats=2)
     assert batches == [2] * n  # n batches, one pass, no warm-up
-    assert len(res["preds"]) == 2 * n and res["map"] == coco_map(preds[: 2 * n], targets[: 2 * n])["map"]
+    assert res["map"] == coco_map(preds[: 2 * n], targets[: 2 * n])["map"]  # scored on the images run
+    assert len(res["preds"]) == 7 and all(len(p["boxes"]) == 0 for p in res["preds"][2 * n :])
+    assert all(torch.equal(a["boxes"], b["boxes"]) for a, b in zip(res["preds"][: 2 * n], preds))
     assert res["images_per_s"] > 0
     batches.clear()
     evaluate_detector(model, (images, targets), batch_size=5)

@@ -234,7 +234,7 @@ def _roi_align(
         ty, tx = max(cy, ey), max(cx, ex)
         own = max(ey, oh) * max(ex, ow)
         padded = (len(cur) + 1) * max(ty, oh) * max(tx, ow)
-        tables = (len(cur) + 1) * (oh * (ty + 4 * ey_g) + ow * (tx + 4 * ex_g))
+        tables = (len(cur) + 1) * (oh * (ty + 16 * ey_g) + ow * (tx + 16 * ex_g))
         if cur and (padded > 1.25 * (area + own) + 4096 or tables > max_elements):
             groups.append(cur)
             cur, ty, tx, area = [], ey, ex, 0

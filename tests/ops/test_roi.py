@@ -204,7 +204,95 @@ def test_roi_align_chunked_equals_unchunked_and_memory_is_bounded():
     finally:
         torch.Tensor.index_select = real
     assert out.shape == (2, 64, 7, 7)
-    assert max(sizes) <= 2**24 < 2 * 504 * 504 * 64
+    # each gather is a chunk of at most 2**20 cells x channels (4 MB in float32), a 16th of one roi's crop
+    assert sizes and max(sizes) <= 2**20 < 504 * 504 * 64 // 15
+
+
+def mixed_rois(seed, k=40, size=24.0):
+    """Tiny, large, zero-size and fully-outside rois on two images, in random order."""
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(k, 2, generator=g, dtype=torch.float64) * size * 1.6 - size * 0.4
+    wh = torch.rand(k, 2, generator=g, dtype=torch.float64) ** 3 * size * 1.5
+    wh[:4] = 0  # zero-size rois
+    wh[4:8] = 0.2  # smaller than a cell
+    xy[8:10] = -size  # fully outside (above / left of the map)
+    xy[10:12] = size * 3  # fully outside (below / right)
+    b = torch.randint(0, 2, (k, 1), generator=g).double()
+    return torch.cat([b, xy, xy + wh], dim=1)[torch.randperm(k, generator=g)]
+
+
+@pytest.mark.parametrize("ratio", [1, 2, -1])
+@pytest.mark.parametrize("aligned", [False, True])
+def test_roi_align_mixed_sizes_match_loops(ratio, aligned):
+    # rois of very different sizes in one call: grouped by crop size, each still on its own grid
+    feat = torch.randn(2, 2, 13, 11, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    rois = mixed_rois(ratio + 10 * aligned)
+    got = roi_align(feat, rois, 3, spatial_scale=0.5, sampling_ratio=ratio, aligned=aligned)
+    torch.testing.assert_close(got, ref_roi_align(feat, rois, 3, 0.5, ratio, aligned))
+
+
+def test_roi_align_each_roi_independent_of_the_others():
+    # a small roi gives the same output alone, next to a huge roi (another grid), and in any order
+    feat = torch.randn(2, 3, 40, 50, generator=torch.Generator().manual_seed(1))
+    small = torch.tensor([[1.0, 10.3, 5.2, 14.9, 12.8]])
+    huge = torch.tensor([[0.0, -30.0, -20.0, 90.0, 70.0]])
+    alone = roi_align(feat, small, (4, 5), 1.0, -1, True)
+    both = roi_align(feat, torch.cat([huge, small, huge]), (4, 5), 1.0, -1, True)
+    torch.testing.assert_close(both[1:2], alone, rtol=1e-6, atol=1e-6)
+    rois = mixed_rois(4, k=60, size=45.0).float()
+    perm = torch.randperm(60, generator=torch.Generator().manual_seed(2))
+    out = roi_align(feat, rois, 3, 1.0, -1, False)
+    torch.testing.assert_close(
+        roi_align(feat, rois[perm], 3, 1.0, -1, False), out[perm], rtol=1e-6, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("budget", [1, 200, 3000, 2**40])
+def test_roi_align_chunks_of_many_rois_and_rows(budget):
+    from cvlib.ops.roi import _roi_align
+
+    feat = torch.randn(2, 3, 30, 26, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    rois = mixed_rois(7, k=50, size=60.0)
+    got = _roi_align(feat, rois, (3, 2), 0.5, -1, False, max_elements=budget)
+    torch.testing.assert_close(got, ref_roi_align_hw(feat, rois, (3, 2), 0.5, -1, False))
+
+
+def ref_roi_align_hw(feat, rois, out, scale, ratio, aligned):
+    """:func:`ref_roi_align` for a non-square output, from its per-bin definition."""
+    oh, ow = out
+    res = torch.zeros(len(rois), feat.shape[1], oh, ow, dtype=feat.dtype)
+    off = 0.5 if aligned else 0.0
+    for k, (b, x1, y1, x2, y2) in enumerate(rois.tolist()):
+        sx, sy = x1 * scale - off, y1 * scale - off
+        rw, rh = x2 * scale - off - sx, y2 * scale - off - sy
+        if not aligned:
+            rw, rh = max(rw, 1.0), max(rh, 1.0)
+        gh = max(ratio if ratio > 0 else math.ceil(rh / oh), 1)
+        gw = max(ratio if ratio > 0 else math.ceil(rw / ow), 1)
+        for ph in range(oh):
+            for pw in range(ow):
+                acc = 0
+                for iy in range(gh):
+                    y = sy + ph * rh / oh + (iy + 0.5) * rh / oh / gh
+                    for ix in range(gw):
+                        x = sx + pw * rw / ow + (ix + 0.5) * rw / ow / gw
+                        acc = acc + bilinear(feat[int(b)], y, x)
+                res[k, :, ph, pw] = acc / (gh * gw)
+    return res
+
+
+def test_roi_align_gradcheck_adaptive_grid_and_chunks():
+    from cvlib.ops.roi import _roi_align
+
+    feat = torch.randn(2, 1, 6, 5, dtype=torch.float64, requires_grad=True)
+    rois = torch.tensor(
+        [[0.0, -1.5, 0.5, 9.0, 4.0], [1, 2.2, 1.1, 3.4, 6.9], [1, 0.3, 0.2, 0.4, 0.3], [0, 5, 5, 20, 20]],
+        dtype=torch.float64,
+    )
+    assert torch.autograd.gradcheck(lambda f: roi_align(f, rois, (2, 3), 0.8, -1, True), (feat,))
+    assert torch.autograd.gradcheck(
+        lambda f: _roi_align(f, rois, (2, 3), 0.8, 1, False, max_elements=5), (feat,)
+    )
 
 
 def test_malformed_roi_inputs_are_clear_errors():

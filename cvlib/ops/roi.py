@@ -245,6 +245,8 @@ def _roi_align(
     flat = input.to(rois.dtype).permute(0, 2, 3, 1).contiguous().view(b * h * w, c)
     out = flat.new_empty((k, c, oh, ow))
     order_l = order.tolist()
+    # rois in chunks whose gathered crops stay in cache: at most 2**20 values, or max_elements
+    chunk = min(max_elements, 2**20)
     for grp in groups:
         sel = torch.tensor([order_l[j] for j in grp], device=rois.device)
         gy_max = max(plan[j][2] for j in grp)
@@ -252,12 +254,12 @@ def _roi_align(
         uy, ay = _axis_taps(y1[sel], rh[sel], oh, gy[sel], gy_max, h)  # [n, Ty], [n, oh, Ty]
         ux, ax = _axis_taps(x1[sel], rw[sel], ow, gx[sel], gx_max, w)  # [n, Tx], [n, ow, Tx]
         base = rois[sel, 0].long() * (h * w)
-        # rois in chunks whose gathered crops stay in cache: at most 2**20 values, or max_elements
-        chunk = min(max_elements, 2**20)
         n = max(1, min(len(grp), chunk // (max(uy.shape[1], oh) * max(ux.shape[1], ow) * max(c, 1))))
         for s in range(0, len(grp), n):
             r = slice(s, s + n)
-            pooled = _pool_rois(flat, base[r], uy[r], ay[r], ux[r], ax[r], w, chunk)  # [n, C, oh, ow]
+            # in the precision of the coordinates (float32 at least), also under autocast
+            with torch.autocast(flat.device.type, enabled=False):
+                pooled = _pool_rois(flat, base[r], uy[r], ay[r], ux[r], ax[r], w, chunk)  # [n, C, oh, ow]
             out.index_copy_(0, sel[r], pooled)
     return out.to(input.dtype)
 

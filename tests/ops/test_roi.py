@@ -308,3 +308,14 @@ def test_malformed_roi_inputs_are_clear_errors():
         roi_align(feat, [rois[:, 1:].to(torch.complex64)], 2)
     with pytest.raises(TypeError, match="spatial_scale must be a float"):
         roi_align(feat, rois, 2, spatial_scale="a")
+
+
+def test_roi_align_under_autocast_keeps_float32_sums():
+    # the matmuls must not drop to bfloat16 under autocast: same result as outside it
+    feat = torch.randn(2, 4, 20, 20, generator=torch.Generator().manual_seed(0))
+    rois = mixed_rois(9, k=12, size=40.0).float()
+    ref = roi_align(feat, rois, 5, 0.5, 2, True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = roi_align(feat, rois, 5, 0.5, 2, True)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, ref, rtol=1e-6, atol=1e-6)

@@ -206,7 +206,8 @@ def _roi_align(
     aligned: bool,
     max_elements: int = 2**24,
 ) -> Tensor:
-    """:func:`roi_align` on validated ``rois`` Tensor[K, 5], in blocks of <= ``max_elements`` values."""
+    """:func:`roi_align` on validated ``rois`` Tensor[K, 5]: gathers of <= ``min(max_elements, 2**20)``
+    cells x channels, tap tables of <= about ``max_elements`` values per group of rois."""
     oh, ow = output_size
     b, c, h, w = input.shape
     k = rois.shape[0]

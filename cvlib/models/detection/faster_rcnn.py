@@ -170,7 +170,8 @@ def multiscale_roi_align(
     size = ((rois[:, 3] - rois[:, 1]) * (rois[:, 4] - rois[:, 2])).clamp(min=1e-6).sqrt()
     k = torch.floor(canonical_level + torch.log2(size / canonical_scale) + 1e-6)
     lv = (k - math.log2(strides[0])).clamp(0, len(feats) - 1).long()
-    out = feats[0].new_zeros((len(rois), feats[0].shape[1], output_size, output_size))
+    # every roi gets a level (clamped above), so every row of ``out`` is written: no zero fill needed
+    out = feats[0].new_empty((len(rois), feats[0].shape[1], output_size, output_size))
     for i, (f, s) in enumerate(zip(feats, strides)):
         idx = (lv == i).nonzero().flatten()
         if idx.numel():

@@ -19,12 +19,13 @@ import torch
 from tests.fastdev import fixtures
 
 CHAPTERS = fixtures.chapters()
+CELL_TIMEOUT = 300  # seconds per cell; the slowest full-configuration cell takes about 20 s here
 
 
 @pytest.mark.fastdev
 @pytest.mark.parametrize("md", CHAPTERS, ids=[p.stem for p in CHAPTERS])
 def test_chapter_full_configuration(md: Path, fastdev_env: dict[str, str]) -> None:
-    result = fixtures.run_chapter(md, fastdev_env)
+    result = fixtures.run_chapter(md, fastdev_env, timeout=CELL_TIMEOUT)
     report = os.environ.get("CVLIB_FASTDEV_REPORT")
     if report:  # one JSON line per chapter, for the runtime table
         with open(report, "a") as f:

@@ -108,6 +108,7 @@ def _shim_dir() -> str | None:
 def run_notebook(ipynb: Path, env: dict[str, str], timeout: int) -> dict:
     """Execute ``ipynb`` with its outputs cleared in a fresh kernel; outputs are not written back."""
     import nbformat
+    from jupyter_core.utils import run_sync
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
@@ -120,11 +121,15 @@ def run_notebook(ipynb: Path, env: dict[str, str], timeout: int) -> dict:
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(ipynb.parent)}}
     )
     out: dict = {"chapter": ipynb.stem, "ok": True}
+
+    async def run() -> None:  # one event loop for the whole notebook, as NotebookClient.execute
+        async with client.async_setup_kernel(env={**os.environ, **env}):
+            for i, cell in enumerate(nb.cells):
+                await client.async_execute_cell(cell, i)
+
     t0 = time.perf_counter()
     try:
-        with client.setup_kernel(env={**os.environ, **env}):
-            for i, cell in enumerate(nb.cells):
-                client.execute_cell(cell, i)
+        run_sync(run)()
     except CellExecutionError as e:
         out |= {"ok": False, "error": f"{e.ename}: {e.evalue}"[:1500]}
     except Exception as e:  # noqa: BLE001 - a timeout or a dead kernel is a result here, not a crash

@@ -527,6 +527,7 @@ def run_chapter(md: Path, env: dict[str, str], timeout: int = 600, keep_going: b
     the run and is recorded with its cell index (0-based, over all cells of the notebook).
     ``keep_going``: run every cell anyway and list the later errors too (diagnosis only)."""
     import jupytext
+    from jupyter_core.utils import run_sync
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
@@ -555,25 +556,39 @@ def run_chapter(md: Path, env: dict[str, str], timeout: int = 600, keep_going: b
     )
     full_env = {**os.environ, **env}
     full_env.pop("PYDEVD_DISABLE_FILE_VALIDATION", None)
-    t0 = time.perf_counter()
-    client.reset_execution_trackers()
-    with client.setup_kernel(env=full_env):
-        try:
-            for index, cell in enumerate(nb.cells):
-                client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
-        except CellExecutionError as e:
-            result.error_cell = current["index"]
-            result.error = f"{e.ename}: {e.evalue}"[:2000]
-            result.error_source = nb.cells[current["index"]].source if current["index"] is not None else None
-            result.error_trace = "\n".join(_ANSI.sub("", e.traceback).strip().splitlines()[-25:])
-        except (CellTimeoutError, DeadKernelError) as e:
-            result.error_cell = current["index"]
-            result.error = f"{type(e).__name__}: {str(e)[:1000]}"
-            result.error_source = nb.cells[current["index"]].source if current["index"] is not None else None
-        result.seconds = round(time.perf_counter() - t0, 1)
-        if current["index"] is not None and current["index"] not in result.cell_seconds:
-            result.cell_seconds[current["index"]] = round(time.perf_counter() - started[current["index"]], 2)
-        _probe(client, result, len(nb.cells))
+
+    async def run() -> None:
+        # One coroutine on one event loop for the whole chapter, as NotebookClient.execute runs:
+        # driving the async client cell by cell through the sync wrappers let a reply wait unread
+        # for minutes in CI (kernel idle, client waiting, both in their event loops).
+        t0 = time.perf_counter()
+        client.reset_execution_trackers()
+        async with client.async_setup_kernel(env=full_env):
+            try:
+                for index, cell in enumerate(nb.cells):
+                    await client.async_execute_cell(
+                        cell, index, execution_count=client.code_cells_executed + 1
+                    )
+            except CellExecutionError as e:
+                result.error_cell = current["index"]
+                result.error = f"{e.ename}: {e.evalue}"[:2000]
+                result.error_source = (
+                    nb.cells[current["index"]].source if current["index"] is not None else None
+                )
+                result.error_trace = "\n".join(_ANSI.sub("", e.traceback).strip().splitlines()[-25:])
+            except (CellTimeoutError, DeadKernelError) as e:
+                result.error_cell = current["index"]
+                result.error = f"{type(e).__name__}: {str(e)[:1000]}"
+                result.error_source = (
+                    nb.cells[current["index"]].source if current["index"] is not None else None
+                )
+            result.seconds = round(time.perf_counter() - t0, 1)
+            i = current["index"]
+            if i is not None and i not in result.cell_seconds:
+                result.cell_seconds[i] = round(time.perf_counter() - started[i], 2)
+            await _probe(client, result, len(nb.cells))
+
+    run_sync(run)()
     if keep_going:
         for i, cell in enumerate(nb.cells):
             if cell.cell_type != "code" or "raises-exception" in cell.metadata.get("tags", []):
@@ -600,13 +615,13 @@ print("FASTDEV-PROBE", _json.dumps({"cpu_s": _cpu, "peak_rss_mib": _rss}))
 """
 
 
-def _probe(client, result: RunResult, index: int) -> None:
+async def _probe(client, result: RunResult, index: int) -> None:
     """The kernel's CPU seconds (with its children) and peak resident memory, after the chapter."""
     import nbformat
 
     cell = nbformat.v4.new_code_cell(_PROBE)
     try:
-        client.execute_cell(cell, index)
+        await client.async_execute_cell(cell, index)
     except Exception:  # noqa: BLE001, S110 - nbclient's bookkeeping of an extra cell; outputs are read below
         pass
     finally:

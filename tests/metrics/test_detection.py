@@ -63,15 +63,16 @@ def random_scene(seed, n_img=10, n_cls=3, crowd=False):
     return preds, targets
 
 
-def pycoco(preds, targets, n_cls):
+def pycoco(preds, targets, n_cls, *, max_dets=None, areas=None, iou_thrs=None, summarize=True):
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
     images, anns, res = [], [], []
     for i, (p, t) in enumerate(zip(preds, targets)):
         images.append({"id": i + 1, "width": 400, "height": 400})
+        area = t["area"].tolist() if "area" in t else [None] * len(t["boxes"])
         crowd = t.get("iscrowd", torch.zeros(len(t["boxes"]), dtype=torch.bool))
-        for b, lab, c in zip(t["boxes"].tolist(), t["labels"].tolist(), crowd.tolist()):
+        for b, lab, c, ar in zip(t["boxes"].tolist(), t["labels"].tolist(), crowd.tolist(), area):
             w, h = b[2] - b[0], b[3] - b[1]
             anns.append(
                 {
@@ -79,7 +80,7 @@ def pycoco(preds, targets, n_cls):
                     "image_id": i + 1,
                     "category_id": lab,
                     "bbox": [b[0], b[1], w, h],
-                    "area": w * h,
+                    "area": w * h if ar is None else ar,
                     "iscrowd": int(c),
                 }
             )
@@ -101,9 +102,17 @@ def pycoco(preds, targets, n_cls):
         }
         gt.createIndex()
         ev = COCOeval(gt, gt.loadRes(res), "bbox")
+        if max_dets is not None:
+            ev.params.maxDets = list(max_dets)
+        if areas is not None:
+            ev.params.areaRng = [list(v) for v in areas.values()]
+            ev.params.areaRngLbl = list(areas)
+        if iou_thrs is not None:
+            ev.params.iouThrs = np.asarray(iou_thrs)
         ev.evaluate()
         ev.accumulate()
-        ev.summarize()
+        if summarize:
+            ev.summarize()
     return ev
 
 

@@ -6,9 +6,6 @@ with CPU tensors, no tensor made without a device joining accelerator ones), and
 the CPU one bit for bit. Where CUDA exists the same comparison runs on the GPU.
 """
 
-import contextlib
-import io
-
 import numpy as np
 import pytest
 import torch
@@ -18,6 +15,7 @@ from torch.utils._pytree import tree_flatten
 from cvlib.metrics.detection import MeanAveragePrecision, coco_map, evaluate_detector
 from tests.device_harness import VIRTUAL, VirtualAccelerator, virtual_accelerator
 from tests.metrics.test_detection import STAT_KEYS, _Oracle, random_scene
+from tests.metrics.test_detection import pycoco as _pycoco
 
 where = VirtualAccelerator.where  # "cpu", "xpu" or "unknown" (a tensor the harness cannot place)
 
@@ -45,58 +43,6 @@ def _scene(seed, n_img=40, n_cls=5):
         "labels": torch.tensor([1, 1]),
     }
     return preds, targets
-
-
-def _pycoco(preds, targets, n_cls, *, max_dets=None, areas=None, iou_thrs=None, summarize=True):
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    images, anns, res = [], [], []
-    for i, (p, t) in enumerate(zip(preds, targets)):
-        images.append({"id": i + 1, "width": 400, "height": 400})
-        area = t["area"].tolist() if "area" in t else [None] * len(t["boxes"])
-        for b, lab, c, ar in zip(t["boxes"].tolist(), t["labels"].tolist(), t["iscrowd"].tolist(), area):
-            w, h = b[2] - b[0], b[3] - b[1]
-            anns.append(
-                {
-                    "id": len(anns) + 1,
-                    "image_id": i + 1,
-                    "category_id": lab,
-                    "bbox": [b[0], b[1], w, h],
-                    "area": w * h if ar is None else ar,
-                    "iscrowd": int(c),
-                }
-            )
-        for b, s, lab in zip(p["boxes"].tolist(), p["scores"].tolist(), p["labels"].tolist()):
-            res.append(
-                {
-                    "image_id": i + 1,
-                    "category_id": int(lab),
-                    "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
-                    "score": s,
-                }
-            )
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO()
-        gt.dataset = {
-            "images": images,
-            "annotations": anns,
-            "categories": [{"id": c} for c in range(1, n_cls + 1)],
-        }
-        gt.createIndex()
-        ev = COCOeval(gt, gt.loadRes(res), "bbox")
-        if max_dets is not None:
-            ev.params.maxDets = list(max_dets)
-        if areas is not None:
-            ev.params.areaRng = [list(v) for v in areas.values()]
-            ev.params.areaRngLbl = list(areas)
-        if iou_thrs is not None:
-            ev.params.iouThrs = np.asarray(iou_thrs)
-        ev.evaluate()
-        ev.accumulate()
-        if summarize:
-            ev.summarize()
-    return ev
 
 
 def _assert_same(ours, ev, stats=True, atol=1e-12):

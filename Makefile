@@ -38,14 +38,13 @@ browser:
 	  || echo "chromium not installed: the rendered-book test will skip"; }
 
 # The whole suite: lint, notebook pairs, book build (-W), unit tests + nbval over every notebook
-# (small size) + the rendered-book test, in one pytest run.
+# (small size) + the fast dev run of every chapter's full configuration (tests/fastdev,
+# CVLIB_FASTDEV=1) + the rendered-book test, in one pytest run.
 # One thread per xdist worker: two workers on two cores, no oversubscription; --dist loadfile keeps
-# each file (and notebook) in one worker. The fast dev run of every chapter's full configuration
-# (make fastdev; CVLIB_FASTDEV=1 adds it here, ~1.5 min more) is not in it yet: its nbclient-driven
-# kernels stall now and then in this two-worker run (see tests/fastdev/fixtures.py, run_chapter).
+# each file (and notebook) in one worker, and each fast dev chapter is its own unit (conftest.py).
 test: venv browser lint check-pairs book
-	CVLIB_SIZE=small OMP_NUM_THREADS=1 $(PY) -m pytest -p no:cacheprovider -n 2 --dist loadfile \
-	  --nbval-lax --nbval-sanitize-with tools/nbval_sanitize.cfg tests notebooks
+	CVLIB_SIZE=small CVLIB_FASTDEV=1 OMP_NUM_THREADS=1 $(PY) -m pytest -p no:cacheprovider -n 2 \
+	  --dist loadfile --nbval-lax --nbval-sanitize-with tools/nbval_sanitize.cfg tests notebooks
 
 # Regenerate one notebook's executed .ipynb from its .md: make nb NB=notebooks/ch01_knn.md
 # Small-size outputs are computed single-threaded, as CI computes them, so seeded numbers agree
@@ -63,6 +62,7 @@ bench: venv
 
 # Fast-dev-run of every chapter's full configuration (CVLIB_SIZE=full, loops capped to one step, fixture
 # data in the real formats, random ImageNet weights in torchvision's layout, offline): tests/fastdev.
+# Part of make test; this runs it alone, serially (about 4 minutes).
 fastdev: venv
 	OMP_NUM_THREADS=1 $(PY) -m pytest -p no:cacheprovider -q -m fastdev tests/fastdev
 

@@ -37,7 +37,6 @@ On a machine without CUDA it runs on the CPU (``--device cpu``), which is how it
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
@@ -48,6 +47,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))  # kernel_runner
 CUDA_TESTS = [  # the test files with CUDA cases (skipped without a GPU)
     "tests/train/test_amp.py",
     "tests/test_knn.py",
@@ -107,49 +107,31 @@ def _shim_dir() -> str | None:
 
 
 def run_notebook(ipynb: Path, env: dict[str, str], timeout: int) -> dict:
-    """Execute ``ipynb`` with its outputs cleared in a fresh kernel; outputs are not written back."""
+    """Execute ``ipynb``'s code cells in a fresh kernel (``tools/kernel_runner.py``); the notebook
+    is not written back. Cells tagged ``raises-exception`` may raise; any other error stops the run."""
     import nbformat
-    from jupyter_core.utils import run_sync
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from kernel_runner import Kernel, KernelError
 
     nb = nbformat.read(ipynb, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    nb.cells.append(nbformat.v4.new_code_cell(_PROBE))
-    client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(ipynb.parent)}}
-    )
     out: dict = {"chapter": ipynb.stem, "ok": True}
-
-    async def nudge() -> None:  # wakes a reply that waits unread (see tests/fastdev/fixtures.py)
-        while True:
-            await asyncio.sleep(15)
-            if client.kc is not None:
-                client.kc.kernel_info()
-
-    async def run() -> None:  # one event loop for the whole notebook, as NotebookClient.execute
-        async with client.async_setup_kernel(env={**os.environ, **env}):
-            nudger = asyncio.ensure_future(nudge())
-            try:
-                for i, cell in enumerate(nb.cells):
-                    await client.async_execute_cell(cell, i)
-            finally:
-                nudger.cancel()
-
     t0 = time.perf_counter()
-    try:
-        run_sync(run)()
-    except CellExecutionError as e:
-        out |= {"ok": False, "error": f"{e.ename}: {e.evalue}"[:1500]}
-    except Exception as e:  # noqa: BLE001 - a timeout or a dead kernel is a result here, not a crash
-        out |= {"ok": False, "error": f"{type(e).__name__}: {str(e)[:1500]}"}
-    out["seconds"] = round(time.perf_counter() - t0, 1)
-    for o in nb.cells[-1].get("outputs", []):
-        for line in o.get("text", "").splitlines():
-            if line.startswith("DEVICE-PROBE "):
-                out |= json.loads(line.split(" ", 1)[1])
+    with Kernel(env, cwd=ipynb.parent) as kernel:
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            try:
+                run = kernel.execute(cell.source, timeout)
+            except KernelError as e:
+                out |= {"ok": False, "error": f"KernelError: {e}"}
+                break
+            if not run.ok and "raises-exception" not in cell.metadata.get("tags", []):
+                out |= {"ok": False, "error": f"{run.error['ename']}: {run.error['evalue']}"[:1500]}
+                break
+        out["seconds"] = round(time.perf_counter() - t0, 1)
+        if kernel.km.is_alive():
+            for line in kernel.execute(_PROBE, timeout=60).text.splitlines():
+                if line.startswith("DEVICE-PROBE "):
+                    out |= json.loads(line.split(" ", 1)[1])
     return out
 
 

@@ -27,7 +27,6 @@ that point at a closed port, so any attempt to download fails loudly instead of 
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import io
 import json
@@ -42,10 +41,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools"))  # kernel_runner
 NOTEBOOKS = ROOT / "notebooks"
 MANIFEST = ROOT / "tests" / "data" / "torchvision_manifest.json"
 FAST_DEV_STEPS = 1
-NUDGE_S = 15  # seconds between the kernel_info requests that wake a stalled reply (run_chapter)
 
 # Oxford-IIIT Pet: the 12 cat breeds (capitalised) and 25 dog breeds; CLASS-ID is the
 # case-insensitive alphabetical rank, BREED-ID the rank within the species.
@@ -519,105 +518,61 @@ class RunResult:
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def _error_of(output) -> str:
-    return f"{output.get('ename')}: {output.get('evalue')}"[:2000]
+def _trace(error: dict) -> str:
+    return "\n".join(_ANSI.sub("", "\n".join(error.get("traceback") or [])).strip().splitlines()[-25:])
 
 
 def run_chapter(md: Path, env: dict[str, str], timeout: int = 600, keep_going: bool = False) -> RunResult:
     """Execute ``md`` (jupytext MyST) in a fresh kernel with ``env`` added, in ``md``'s folder; the
     notebook is not written back. Cells tagged ``raises-exception`` may raise; any other error stops
     the run and is recorded with its cell index (0-based, over all cells of the notebook).
-    ``keep_going``: run every cell anyway and list the later errors too (diagnosis only)."""
+    ``keep_going``: run every cell anyway and list the later errors too (diagnosis only).
+
+    The kernel is driven by ``tools/kernel_runner.py`` (jupyter_client's blocking client), not
+    nbclient: under pytest-xdist nbclient's asyncio client sometimes waited minutes for a reply the
+    idle kernel had already sent."""
     import jupytext
-    from jupyter_core.utils import run_sync
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+    from kernel_runner import Kernel, KernelError
 
     nb = jupytext.read(md, fmt="md:myst")
-    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
     result = RunResult(md.stem)
-    started: dict[int, float] = {}
-    current = {"index": None}
-
-    def on_start(cell, cell_index, **_):
-        current["index"] = cell_index
-        started[cell_index] = time.perf_counter()
-
-    def on_done(cell, cell_index, **_):
-        result.cell_seconds[cell_index] = round(time.perf_counter() - started[cell_index], 2)
-
-    client = NotebookClient(
-        nb,
-        timeout=timeout,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(md.parent)}},
-        record_timing=False,
-        on_cell_start=on_start,
-        on_cell_executed=on_done,
-        allow_errors=keep_going,
-    )
-    full_env = {**os.environ, **env}
-    full_env.pop("PYDEVD_DISABLE_FILE_VALIDATION", None)
-
-    async def nudge() -> None:
-        # Under pytest-xdist (two workers, nbval kernels beside these) a cell sometimes got no
-        # reply: kernel idle, client waiting, both in their event loops, for minutes. Not seen in
-        # runs outside xdist. ipykernel issue 1554 describes a lost ZMQ wake-up that a later
-        # message on the socket ends; this request every NUDGE_S seconds is such a message
-        # (nbclient ignores its reply), but a stall was still seen with it. Unsolved: the chapters'
-        # fast dev run stays out of `make test` (the Makefile says so).
-        while True:
-            await asyncio.sleep(NUDGE_S)
-            if client.kc is not None:
-                client.kc.kernel_info()
-
-    async def run() -> None:
-        t0 = time.perf_counter()
-        client.reset_execution_trackers()
-        async with client.async_setup_kernel(env=full_env):
-            nudger = asyncio.ensure_future(nudge())
-            try:
-                for index, cell in enumerate(nb.cells):
-                    await client.async_execute_cell(
-                        cell, index, execution_count=client.code_cells_executed + 1
-                    )
-            except CellExecutionError as e:
-                result.error_cell = current["index"]
-                result.error = f"{e.ename}: {e.evalue}"[:2000]
-                result.error_source = (
-                    nb.cells[current["index"]].source if current["index"] is not None else None
-                )
-                result.error_trace = "\n".join(_ANSI.sub("", e.traceback).strip().splitlines()[-25:])
-            except (CellTimeoutError, DeadKernelError) as e:
-                result.error_cell = current["index"]
-                result.error = f"{type(e).__name__}: {str(e)[:1000]}"
-                result.error_source = (
-                    nb.cells[current["index"]].source if current["index"] is not None else None
-                )
-            finally:
-                nudger.cancel()
-            result.seconds = round(time.perf_counter() - t0, 1)
-            i = current["index"]
-            if i is not None and i not in result.cell_seconds:
-                result.cell_seconds[i] = round(time.perf_counter() - started[i], 2)
-            await _probe(client, result, len(nb.cells))
-
-    run_sync(run)()
-    if keep_going:
-        for i, cell in enumerate(nb.cells):
-            if cell.cell_type != "code" or "raises-exception" in cell.metadata.get("tags", []):
+    t0 = time.perf_counter()
+    with Kernel(env, cwd=md.parent) as kernel:
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
                 continue
-            for out in cell.get("outputs", []):
-                if out.get("output_type") != "error":
-                    continue
-                if result.error is None:
-                    result.error_cell, result.error, result.error_source = i, _error_of(out), cell.source
-                    result.error_trace = "\n".join(
-                        _ANSI.sub("", "\n".join(out.get("traceback", []))).splitlines()[-25:]
-                    )
-                else:
-                    result.later_errors.append(f"cell {i} {_error_of(out)[:200]}")
+            t_cell = time.perf_counter()
+            try:
+                run = kernel.execute(cell.source, timeout)
+            except KernelError as e:
+                result.cell_seconds[index] = round(time.perf_counter() - t_cell, 2)
+                _record(result, index, f"KernelError: {e}", cell.source, "")
+                break
+            result.cell_seconds[index] = run.seconds
+            if run.ok or "raises-exception" in cell.metadata.get("tags", []):
+                continue
+            _record(
+                result, index, f"{run.error['ename']}: {run.error['evalue']}", cell.source, _trace(run.error)
+            )
+            if not keep_going:
+                break
+        result.seconds = round(time.perf_counter() - t0, 1)
+        if kernel.km.is_alive():
+            _probe(kernel, result)
     return result
+
+
+def _record(result: RunResult, index: int, error: str, source: str, trace: str) -> None:
+    """The first error becomes the result's; later ones (``keep_going``) are listed."""
+    if result.error is None:
+        result.error_cell, result.error, result.error_source, result.error_trace = (
+            index,
+            error[:2000],
+            source,
+            trace,
+        )
+    else:
+        result.later_errors.append(f"cell {index} {error[:200]}")
 
 
 _PROBE = """
@@ -629,23 +584,13 @@ print("FASTDEV-PROBE", _json.dumps({"cpu_s": _cpu, "peak_rss_mib": _rss}))
 """
 
 
-async def _probe(client, result: RunResult, index: int) -> None:
+def _probe(kernel, result: RunResult) -> None:
     """The kernel's CPU seconds (with its children) and peak resident memory, after the chapter."""
-    import nbformat
-
-    cell = nbformat.v4.new_code_cell(_PROBE)
-    try:
-        await client.async_execute_cell(cell, index)
-    except Exception:  # noqa: BLE001, S110 - nbclient's bookkeeping of an extra cell; outputs are read below
-        pass
-    finally:
-        result.cell_seconds.pop(index, None)
-    for out in cell.get("outputs", []):
-        for line in out.get("text", "").splitlines():
-            if line.startswith("FASTDEV-PROBE "):
-                probe = json.loads(line.split(" ", 1)[1])
-                result.cpu_seconds = round(probe["cpu_s"], 1)
-                result.peak_rss_mib = round(probe["peak_rss_mib"])
+    for line in kernel.execute(_PROBE, timeout=60).text.splitlines():
+        if line.startswith("FASTDEV-PROBE "):
+            probe = json.loads(line.split(" ", 1)[1])
+            result.cpu_seconds = round(probe["cpu_s"], 1)
+            result.peak_rss_mib = round(probe["peak_rss_mib"])
 
 
 def chapters() -> list[Path]:

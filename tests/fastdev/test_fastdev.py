@@ -174,3 +174,22 @@ def test_models_with_weights_scan_sees_deeplabs_backbone_weights(tmp_path: Path)
     cell = 'm = create_model("deeplabv3plus_resnet50", backbone_weights="imagenet")'
     md.write_text(f"```{{code-cell}} ipython3\n{cell}\n```\n")
     assert fixtures.models_with_weights(md) == ["resnet50"]
+
+
+def test_run_chapter_reports_the_failing_cell(tmp_path: Path) -> None:
+    md = tmp_path / "chXX_demo.md"
+    md.write_text(
+        "---\njupytext:\n  text_representation:\n    format_name: myst\nkernelspec:\n  name: python3\n"
+        "  display_name: Python 3\n---\n\n# Demo\n\n"
+        "```{code-cell} ipython3\nimport os\nx = os.environ['CVLIB_DEMO']\n```\n\n"
+        "```{code-cell} ipython3\n:tags: [raises-exception]\n\n1 / 0\n```\n\n"
+        "Some prose.\n\n"
+        "```{code-cell} ipython3\nassert x == 'no', f'x is {x}'\n```\n\n"
+        "```{code-cell} ipython3\nraise KeyError('later')\n```\n"
+    )
+    r = fixtures.run_chapter(md, {"CVLIB_DEMO": "yes"}, timeout=60)
+    assert not r.ok and r.error_cell == 4 and r.error == "AssertionError: x is yes"
+    assert r.error_source.startswith("assert x ==") and "AssertionError" in r.error_trace
+    assert sorted(r.cell_seconds) == [1, 2, 4] and r.cpu_seconds > 0 and r.peak_rss_mib > 10
+    r = fixtures.run_chapter(md, {"CVLIB_DEMO": "yes"}, timeout=60, keep_going=True)
+    assert r.error_cell == 4 and r.later_errors == ["cell 5 KeyError: 'later'"]

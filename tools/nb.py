@@ -133,6 +133,11 @@ def write_status_page(status: dict) -> None:
         "Where the stored outputs of each chapter came from: the size switch, the device, the time the\n"
         "whole notebook took to execute, the PyTorch version and the date. This page is written by\n"
         "`tools/nb.py build` each time a notebook is executed (`make nb NB=...`).\n\n"
+        "CI checks these outputs (nbval) and also runs every chapter at its full-size configuration,\n"
+        "with full models and resolutions, on data and weight files written in the real formats, with\n"
+        "every training, evaluation and timing loop cut to one step of two samples\n"
+        "(`CVLIB_FAST_DEV_RUN=1`, `tests/fastdev`). That run finds crashes in the full-size code;\n"
+        "it measures nothing.\n\n"
         "| chapter | size | device | runtime | torch | date |\n| --- | --- | --- | --- | --- | --- |\n"
         f"{rows}\n\n{gpu_section()}"
     )

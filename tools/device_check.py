@@ -110,28 +110,20 @@ def run_notebook(ipynb: Path, env: dict[str, str], timeout: int) -> dict:
     """Execute ``ipynb``'s code cells in a fresh kernel (``tools/kernel_runner.py``); the notebook
     is not written back. Cells tagged ``raises-exception`` may raise; any other error stops the run."""
     import nbformat
-    from kernel_runner import Kernel, KernelError
+    from kernel_runner import Kernel, run_cells
 
     nb = nbformat.read(ipynb, as_version=4)
     out: dict = {"chapter": ipynb.stem, "ok": True}
     t0 = time.perf_counter()
     with Kernel(env, cwd=ipynb.parent) as kernel:
-        for cell in nb.cells:
-            if cell.cell_type != "code":
-                continue
-            try:
-                run = kernel.execute(cell.source, timeout)
-            except KernelError as e:
-                out |= {"ok": False, "error": f"KernelError: {e}"}
-                break
-            if not run.ok and "raises-exception" not in cell.metadata.get("tags", []):
-                out |= {"ok": False, "error": f"{run.error['ename']}: {run.error['evalue']}"[:1500]}
-                break
+        _, failures = run_cells(kernel, nb.cells, timeout)
         out["seconds"] = round(time.perf_counter() - t0, 1)
         if kernel.km.is_alive():
             for line in kernel.execute(_PROBE, timeout=60).text.splitlines():
                 if line.startswith("DEVICE-PROBE "):
                     out |= json.loads(line.split(" ", 1)[1])
+    if failures:
+        out |= {"ok": False, "error": failures[0].error[:1500]}
     return out
 
 

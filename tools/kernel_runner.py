@@ -11,6 +11,8 @@ that the kernel is still alive while it waits.
     with Kernel(env={"CVLIB_SIZE": "full"}, cwd="notebooks") as k:
         run = k.execute("print(1 + 1)", timeout=60)
     run.ok, run.text, run.seconds  # (True, "2\\n", 0.01)
+
+``run_cells`` runs a notebook's cells in order, as a notebook front end would.
 """
 
 from __future__ import annotations
@@ -46,6 +48,44 @@ class CellRun:
     def text(self) -> str:
         """Everything the cell printed (stdout and stderr streams, in order)."""
         return "".join(o["text"] for o in self.outputs if o["output_type"] == "stream")
+
+
+@dataclass
+class CellFailure:
+    """A code cell that raised (``error`` is "Name: value") or that the kernel did not finish."""
+
+    index: int  # over all cells of the notebook, 0-based
+    source: str
+    error: str
+    traceback: list[str] = field(default_factory=list)
+
+
+def run_cells(
+    kernel: Kernel, cells: list[Any], timeout: float, keep_going: bool = False
+) -> tuple[dict[int, float], list[CellFailure]]:
+    """Run the code cells of a notebook (nbformat cells) in order: each cell's seconds, and the
+    failures. Cells tagged ``raises-exception`` may raise; the first other error stops the run
+    unless ``keep_going``. A dead kernel or a cell past ``timeout`` always stops it."""
+    seconds: dict[int, float] = {}
+    failures: list[CellFailure] = []
+    for index, cell in enumerate(cells):
+        if cell.cell_type != "code":
+            continue
+        t0 = time.perf_counter()
+        try:
+            run = kernel.execute(cell.source, timeout)
+        except KernelError as e:
+            seconds[index] = round(time.perf_counter() - t0, 2)
+            failures.append(CellFailure(index, cell.source, f"KernelError: {e}"))
+            break
+        seconds[index] = run.seconds
+        if run.ok or "raises-exception" in cell.metadata.get("tags", []):
+            continue
+        error = f"{run.error['ename']}: {run.error['evalue']}"
+        failures.append(CellFailure(index, cell.source, error, run.error["traceback"]))
+        if not keep_going:
+            break
+    return seconds, failures
 
 
 def _output(msg: dict[str, Any]) -> dict[str, Any] | None:

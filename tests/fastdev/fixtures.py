@@ -518,8 +518,8 @@ class RunResult:
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def _trace(error: dict) -> str:
-    return "\n".join(_ANSI.sub("", "\n".join(error.get("traceback") or [])).strip().splitlines()[-25:])
+def _trace(traceback: list[str]) -> str:
+    return "\n".join(_ANSI.sub("", "\n".join(traceback)).strip().splitlines()[-25:])
 
 
 def run_chapter(md: Path, env: dict[str, str], timeout: int = 600, keep_going: bool = False) -> RunResult:
@@ -532,47 +532,22 @@ def run_chapter(md: Path, env: dict[str, str], timeout: int = 600, keep_going: b
     nbclient: under pytest-xdist nbclient's asyncio client sometimes waited minutes for a reply the
     idle kernel had already sent."""
     import jupytext
-    from kernel_runner import Kernel, KernelError
+    from kernel_runner import Kernel, run_cells
 
     nb = jupytext.read(md, fmt="md:myst")
     result = RunResult(md.stem)
     t0 = time.perf_counter()
     with Kernel(env, cwd=md.parent) as kernel:
-        for index, cell in enumerate(nb.cells):
-            if cell.cell_type != "code":
-                continue
-            t_cell = time.perf_counter()
-            try:
-                run = kernel.execute(cell.source, timeout)
-            except KernelError as e:
-                result.cell_seconds[index] = round(time.perf_counter() - t_cell, 2)
-                _record(result, index, f"KernelError: {e}", cell.source, "")
-                break
-            result.cell_seconds[index] = run.seconds
-            if run.ok or "raises-exception" in cell.metadata.get("tags", []):
-                continue
-            _record(
-                result, index, f"{run.error['ename']}: {run.error['evalue']}", cell.source, _trace(run.error)
-            )
-            if not keep_going:
-                break
+        result.cell_seconds, failures = run_cells(kernel, nb.cells, timeout, keep_going)
         result.seconds = round(time.perf_counter() - t0, 1)
         if kernel.km.is_alive():
             _probe(kernel, result)
+    if failures:
+        first = failures[0]
+        result.error_cell, result.error, result.error_source = first.index, first.error[:2000], first.source
+        result.error_trace = _trace(first.traceback)
+        result.later_errors = [f"cell {f.index} {f.error[:200]}" for f in failures[1:]]
     return result
-
-
-def _record(result: RunResult, index: int, error: str, source: str, trace: str) -> None:
-    """The first error becomes the result's; later ones (``keep_going``) are listed."""
-    if result.error is None:
-        result.error_cell, result.error, result.error_source, result.error_trace = (
-            index,
-            error[:2000],
-            source,
-            trace,
-        )
-    else:
-        result.later_errors.append(f"cell {index} {error[:200]}")
 
 
 _PROBE = """
